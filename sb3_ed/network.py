@@ -1,0 +1,136 @@
+"""Networks whose hidden layers learn by a :mod:`~sb3_ed.rules` rule, and builders for MLPs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .layers import DEFAULT_FLOOR, DualStreamLinear, Sigmoid, StreamDifference, StreamRMSNorm
+from .rules import LearningRule, deliver_error, make_rule
+
+ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
+
+
+def activation(name: str, width: float = 1.0) -> nn.Module:
+    """An activation by name; ``width`` is the sigmoid's (``sigmoid(a / width)``)."""
+    if name == "sigmoid":
+        return Sigmoid(width)
+    modules = {"relu": nn.ReLU, "tanh": nn.Tanh, "identity": nn.Identity}
+    if name not in modules:
+        raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+    return modules[name]()
+
+
+class FeedbackNetwork(nn.Module):
+    """``hidden`` blocks, then ``output``, trained by ``rule`` through the usual ``loss.backward()``.
+
+    Under a direct rule (``ed``, ``dfa``) each hidden block's output is a feedback point: the next
+    block sees it detached, and the output error reaches it through the rule alone, so no gradient
+    ever crosses a forward weight backwards. Under ``bp`` the blocks are simply chained.
+    """
+
+    def __init__(
+        self,
+        hidden: Sequence[nn.Module],
+        output: nn.Module,
+        rule: str | LearningRule = "bp",
+        *,
+        dual_stream: bool = True,
+        **rule_kwargs,
+    ):
+        super().__init__()
+        self.hidden = nn.ModuleList(hidden)
+        self.output = output
+        self.rule = make_rule(rule, **rule_kwargs)
+        self.dual_stream = dual_stream
+        if self.rule.requires_dual_stream and not dual_stream:
+            raise ValueError(
+                f"{self.rule.name} sends +e to the p-stream and -e to the n-stream: it needs dual-stream layers"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.rule.direct:
+            for block in self.hidden:
+                x = block(x)
+            return self.output(x)
+        points = []
+        for block in self.hidden:
+            x = block(x)
+            points.append(x)
+            x = x.detach()
+        return deliver_error(self.rule, self.output(x), points)
+
+
+def _per_layer(value: float | Sequence[float], layers: int, what: str) -> list[float]:
+    if isinstance(value, (int, float)):
+        return [float(value)] * layers
+    if len(value) != layers:
+        raise ValueError(f"{what}: one value per layer ({layers}, hidden and output), got {len(value)}")
+    return [float(v) for v in value]
+
+
+def dale_mlp(
+    in_features: int,
+    hidden_sizes: Sequence[int],
+    out_features: int,
+    *,
+    rule: str | LearningRule = "ed",
+    activation_fn: str = "sigmoid",
+    output_activation: str = "identity",
+    widths: float | Sequence[float] = 1.0,
+    rms_norm: bool = False,
+    dale: bool = True,
+    floor: float = DEFAULT_FLOOR,
+    exc_scale: float | Sequence[float] = 1.0,
+    inh_scale: float | Sequence[float] = 1.0,
+    init: str = "uniform",
+    **rule_kwargs,
+) -> FeedbackNetwork:
+    """A dual-stream Dale MLP ``in -> hidden_sizes -> out`` whose output is ``y = h_p - h_n``.
+
+    ``widths``, ``exc_scale`` and ``inh_scale`` take one value for all layers or one per layer
+    (hidden layers, then the output layer). ``rms_norm`` normalises each hidden stream after its
+    activation. ``dale=False`` gives the non-Dalean variant of the same network.
+    """
+    sizes = [in_features, *hidden_sizes, out_features]
+    n = len(sizes) - 1
+    widths = _per_layer(widths, n, "widths")
+    exc, inh = _per_layer(exc_scale, n, "exc_scale"), _per_layer(inh_scale, n, "inh_scale")
+    layers = [
+        DualStreamLinear(
+            sizes[i],
+            sizes[i + 1],
+            shared_input=i == 0,
+            dale=dale,
+            floor=floor,
+            exc_scale=exc[i],
+            inh_scale=inh[i],
+            init=init,
+        )
+        for i in range(n)
+    ]
+    hidden = [
+        nn.Sequential(layer, activation(activation_fn, widths[i]), *([StreamRMSNorm()] if rms_norm else []))
+        for i, layer in enumerate(layers[:-1])
+    ]
+    output = nn.Sequential(layers[-1], activation(output_activation, widths[-1]), StreamDifference())
+    return FeedbackNetwork(hidden, output, rule, out_features=out_features, **rule_kwargs)
+
+
+def mlp(
+    in_features: int,
+    hidden_sizes: Sequence[int],
+    out_features: int,
+    *,
+    rule: str | LearningRule = "dfa",
+    activation_fn: str = "tanh",
+    output_activation: str = "identity",
+    **rule_kwargs,
+) -> FeedbackNetwork:
+    """A single-stream, unconstrained MLP (for ``dfa`` and ``bp``)."""
+    sizes = [in_features, *hidden_sizes, out_features]
+    hidden = [nn.Sequential(nn.Linear(a, b), activation(activation_fn)) for a, b in zip(sizes[:-2], sizes[1:-1])]
+    output = nn.Sequential(nn.Linear(sizes[-2], sizes[-1]), activation(output_activation))
+    return FeedbackNetwork(hidden, output, rule, dual_stream=False, out_features=out_features, **rule_kwargs)

@@ -1,0 +1,22 @@
+"""Learning rules, selectable by name: ``ed``, ``dfa``, ``bp``."""
+
+from __future__ import annotations
+
+from .base import LearningRule, deliver_error
+from .bp import BP
+from .dfa import DFA
+from .ed import ED
+
+RULES: dict[str, type[LearningRule]] = {rule.name: rule for rule in (ED, DFA, BP)}
+
+
+def make_rule(rule: str | LearningRule, **kwargs) -> LearningRule:
+    """A rule instance from its name (``kwargs`` go to its constructor), or ``rule`` itself."""
+    if isinstance(rule, LearningRule):
+        return rule
+    if rule not in RULES:
+        raise ValueError(f"unknown learning rule {rule!r}; choose from {', '.join(RULES)}")
+    return RULES[rule](**kwargs)
+
+
+__all__ = ["BP", "DFA", "ED", "RULES", "LearningRule", "deliver_error", "make_rule"]

@@ -1,0 +1,120 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sb3_ed import DualStreamConv2d, DualStreamLinear, StreamRMSNorm, dale_mlp, split_streams
+
+
+def four_products(layer, x_p, x_n, op):
+    """The layer's pre-activations from its four matrices, written out as in the definition."""
+    W = layer.sub_matrices()
+    spatial = [1] * (x_p.dim() - 2)
+    a_p = op(x_p, W["W_pp"]) - op(x_n, W["W_pn"]) + layer.b_p.view(-1, *spatial)
+    a_n = op(x_n, W["W_nn"]) - op(x_p, W["W_np"]) + layer.b_n.view(-1, *spatial)
+    return a_p, a_n
+
+
+def randomise(layer):
+    with torch.no_grad():
+        layer.weight.uniform_(0.0, 1.0)
+        layer.bias.normal_()
+
+
+@pytest.mark.parametrize("shared_input", [False, True])
+def test_linear_forward_is_the_four_products(shared_input):
+    layer = DualStreamLinear(5, 3, shared_input=shared_input)
+    randomise(layer)
+    x = torch.randn(4, 5 if shared_input else 10)
+    x_p, x_n = (x, x) if shared_input else split_streams(x)
+    a_p, a_n = four_products(layer, x_p, x_n, F.linear)
+    torch.testing.assert_close(layer(x), torch.cat([a_p, a_n], 1))
+
+
+@pytest.mark.parametrize("shared_input", [False, True])
+def test_conv_forward_is_the_four_products(shared_input):
+    layer = DualStreamConv2d(2, 3, 3, padding=1, stride=2, shared_input=shared_input)
+    randomise(layer)
+    x = torch.randn(2, 2 if shared_input else 4, 7, 7)
+    x_p, x_n = (x, x) if shared_input else split_streams(x)
+
+    def op(z, w):
+        return F.conv2d(z, w, stride=2, padding=1)
+
+    a_p, a_n = four_products(layer, x_p, x_n, op)
+    torch.testing.assert_close(layer(x), torch.cat([a_p, a_n], 1))
+
+
+def test_init_is_non_negative_with_separate_exc_and_inh_scales():
+    for init in ("uniform", "abs_normal"):
+        layer = DualStreamLinear(400, 300, exc_scale=3.0, inh_scale=1.0, init=init)
+        W = layer.sub_matrices()
+        assert (layer.weight >= layer.floor).all()
+        ratio = (W["W_pp"].mean() + W["W_nn"].mean()) / (W["W_pn"].mean() + W["W_np"].mean())
+        assert ratio.item() == pytest.approx(3.0, rel=0.05)
+        # scaled by 1/sqrt(fan_in): the inhibitory blocks keep the base scale
+        base = 0.5 / 20 if init == "uniform" else (2 / torch.pi) ** 0.5 / 20
+        assert W["W_pn"].mean().item() == pytest.approx(base, rel=0.05)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_weights_stay_above_floor_after_many_large_steps(optimizer):
+    torch.manual_seed(0)
+    net = dale_mlp(6, [16, 16], 3, rule="ed", output_activation="sigmoid", floor=1e-3)
+    opt = torch.optim.SGD(net.parameters(), lr=5.0) if optimizer == "sgd" else torch.optim.Adam(net.parameters(), lr=1.0)
+    for _ in range(200):
+        opt.zero_grad()
+        F.mse_loss(net(torch.randn(32, 6)), torch.randn(32, 3) * 10).backward()
+        opt.step()
+        weights = [m.weight for m in net.modules() if isinstance(m, DualStreamLinear)]
+        assert all((w >= 1e-3).all() for w in weights)
+    assert any((w == 1e-3).any() for w in weights), "the test must actually push weights onto the floor"
+
+
+def test_without_dale_the_same_steps_go_negative():
+    torch.manual_seed(0)
+    net = dale_mlp(6, [16], 3, rule="ed", dale=False)
+    opt = torch.optim.SGD(net.parameters(), lr=5.0)
+    for _ in range(20):
+        opt.zero_grad()
+        F.mse_loss(net(torch.randn(32, 6)), torch.randn(32, 3) * 10).backward()
+        opt.step()
+    assert any((m.weight < 0).any() for m in net.modules() if isinstance(m, DualStreamLinear))
+
+
+def test_deepcopy_and_dtype_change_keep_the_floor():
+    layer = copy.deepcopy(DualStreamLinear(4, 4, floor=0.01)).double()
+    opt = torch.optim.SGD(layer.parameters(), lr=100.0)
+    layer(torch.randn(8, 8, dtype=torch.float64)).sum().backward()
+    opt.step()
+    assert layer.weight.min().item() == pytest.approx(0.01)
+
+
+def test_loading_weights_below_floor_clamps_them():
+    layer = DualStreamLinear(3, 2)
+    state = {k: v.clone() for k, v in layer.state_dict().items()}
+    state["weight"][0, 0] = -5.0
+    layer.load_state_dict(state)
+    assert (layer.weight >= layer.floor).all()
+
+
+def test_rms_norm_is_per_stream():
+    h = torch.rand(3, 8) + torch.tensor([0.0] * 4 + [5.0] * 4)
+    out = split_streams(StreamRMSNorm()(h))
+    for stream in out:
+        torch.testing.assert_close(stream.pow(2).mean(1), torch.ones(3), rtol=1e-4, atol=1e-4)
+
+
+def test_wrong_input_shape_names_the_expected_layout():
+    with pytest.raises(ValueError, match=r"\(batch, 10, \.\.\.\) holding \[x_p \| x_n\]"):
+        DualStreamLinear(5, 3)(torch.randn(4, 5))
+    with pytest.raises(ValueError, match="fed to both streams"):
+        DualStreamConv2d(3, 4, 3, shared_input=True)(torch.randn(2, 6, 8, 8))
+
+
+def test_bad_construction_arguments():
+    with pytest.raises(ValueError, match="unknown init"):
+        DualStreamLinear(2, 2, init="gaussian")
+    with pytest.raises(ValueError, match="floor"):
+        DualStreamLinear(2, 2, floor=-1.0)
