@@ -1,0 +1,94 @@
+"""python -m classify mnist|cifar10 [options] | python -m classify report mnist|cifar10 [options]"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sb3_ed.rules import RULES
+
+from . import data
+from .models import VARIANTS
+from .train import Config
+
+DEFAULTS = Config()
+DATASETS = tuple(data.SPECS)
+
+
+def common_arguments() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--rule", choices=list(RULES), default=DEFAULTS.rule, help="learning rule (default: %(default)s)")
+    common.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs (default: %(default)s)")
+    common.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="mini-batch size (default: %(default)s)")
+    common.add_argument("--lr", type=float, default=DEFAULTS.lr, help="SGD learning rate, times each layer's multiplier (default: %(default)s)")
+    common.add_argument("--data-dir", default=DEFAULTS.data_dir, help="torchvision data root: downloads go here; offline, files already here are used (default: %(default)s)")
+    common.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULTS.device, help="auto: cuda when available (default: %(default)s)")
+    common.add_argument("--train-subset", type=int, default=0, metavar="N", help="train on the first N training images only (default: all)")
+    common.add_argument("--tensorboard", type=Path, metavar="DIR", help="also log per-epoch scalars (accuracy, diagnostics) for TensorBoard under DIR")
+    common.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    common = common_arguments()
+    top = argparse.ArgumentParser(
+        prog="python -m classify",
+        description="Train dual-stream Dale classifiers with ED, DFA or BP on MNIST or CIFAR-10, or run the reproduction report.",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="{mnist,cifar10,report}")
+    for name in DATASETS:
+        sub = commands.add_parser(name, parents=[common], help=f"train on {name}", description=f"Train a dual-stream Dale classifier on {name}.")
+        sub.add_argument("--variant", choices=list(VARIANTS), default=DEFAULTS.variant, help="proposed: all three innovations; seed: none; no-center, sym-init, uniform-width: one switched off (default: %(default)s)")
+        seeds = sub.add_mutually_exclusive_group()
+        seeds.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of a single run (default: %(default)s)")
+        seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1, one after another")
+        sub.add_argument("--out", type=Path, help="output folder; each seed writes results.json and checkpoint.pt into OUT/seed<k> (default: runs/<dataset>_<rule>_<variant>)")
+        sub.add_argument("--resume", action="store_true", help="continue each seed from its checkpoint in OUT")
+    report = commands.add_parser("report", parents=[common], help="all six variants over seeds: table and plots", description="Run the six variants (proposed, dfa, seed, no-center, sym-init, uniform-width) over seeds and write report.md and PNG plots.")
+    report.add_argument("dataset", choices=DATASETS)
+    report.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 for each variant (default: %(default)s)")
+    report.add_argument("--out", type=Path, help="report folder; finished runs in it are reused (default: runs/report_<dataset>)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "report":
+            from .report import report
+
+            report(args)
+            return 0
+        from .train import train
+
+        config = Config(
+            dataset=args.command,
+            rule=args.rule,
+            variant=args.variant,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            data_dir=args.data_dir,
+            device=args.device,
+            train_subset=args.train_subset,
+        )
+        out = args.out or Path("runs") / f"{config.dataset}_{config.rule}_{config.variant}"
+        seeds = range(args.seeds) if args.seeds else [args.seed]
+        for seed in seeds:
+            config.seed = seed
+            tensorboard = args.tensorboard / f"seed{seed}" if args.tensorboard else None
+            result = train(config, out / f"seed{seed}", args.resume, tensorboard, progress=not args.no_progress)
+            print(
+                f"{config.dataset} {config.rule} {config.variant} seed {seed}: test accuracy "
+                f"{result['final_test_accuracy']:.4f} after {len(result['history'])} epochs, "
+                f"{result['wall_time']:.0f}s -> {out / f'seed{seed}'}"
+            )
+    except data.DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

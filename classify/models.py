@@ -1,0 +1,100 @@
+"""Dual-stream Dale classifiers, the paper's three innovations and its ablation variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sb3_ed import DualStreamConv2d, DualStreamLinear, FeedbackNetwork, Sigmoid, StreamDifference
+
+# The three innovations; a variant switches some of them off.
+INNOVATIONS = ("layer_widths", "center", "asym_init")
+VARIANTS: dict[str, dict[str, bool]] = {
+    "proposed": {"layer_widths": True, "center": True, "asym_init": True},
+    "seed": {"layer_widths": False, "center": False, "asym_init": False},
+    "no-center": {"layer_widths": True, "center": False, "asym_init": True},
+    "sym-init": {"layer_widths": True, "center": True, "asym_init": False},
+    "uniform-width": {"layer_widths": False, "center": True, "asym_init": True},
+}
+UNIFORM_WIDTH = 1.0  # a plain sigmoid, for every layer, when layer-specific widths are off
+
+
+@torch.no_grad()
+def center_biases(net: FeedbackNetwork, x: torch.Tensor) -> None:
+    """Data-dependent bias init: each Dale unit's pre-activation gets zero mean over the batch ``x``.
+
+    Non-negative weights on non-negative activity give every unit a drive proportional to the mean
+    input, large wherever the init has an E/I surplus, enough to saturate a sigmoid. Layers are
+    centred in forward order, each on the activity of the already centred layers below it.
+    """
+
+    def center(module, _inputs, a):
+        mean = a.mean(dim=[d for d in range(a.dim()) if d != 1], keepdim=True)
+        module.bias -= mean.flatten()
+        return a - mean  # what the shifted bias gives, for the layers above
+
+    handles = [m.register_forward_hook(center) for m in net.modules() if isinstance(m, (DualStreamLinear, DualStreamConv2d))]
+    try:
+        net(x)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Per dataset: layer sizes, the layer-specific sigmoid widths and E/I init of the innovations,
+    and per-layer learning-rate multipliers (hidden layers first, then the output layer)."""
+
+    conv_channels: tuple[int, ...]  # 5x5 conv layers, each followed by 2x2 average pooling
+    hidden: tuple[int, ...]  # fully connected hidden layers
+    conv_width: float
+    fc_width: float
+    output_width: float
+    # Excitatory : inhibitory init scale of hidden layers whose input is dual-stream. The first layer
+    # feeds one input to both streams, so there an E/I surplus would only add a drive proportional
+    # to the total input intensity, the same for every unit: it stays 1:1, as does the output layer.
+    exc_inh: tuple[float, float]
+    lr_mult: tuple[float, ...]
+
+
+ARCHITECTURES = {
+    "mnist": Architecture((), (2000,), 0.0, 0.25, 1.0, (3.0, 1.0), (0.1, 1.0)),
+    "cifar10": Architecture((32, 64), (1000,), 2.0, 0.25, 1.0, (3.0, 1.0), (0.1, 0.1, 0.1, 1.0)),
+}
+
+
+def build(dataset: str, in_shape: tuple[int, int, int], rule: str, variant: str, seed: int = 0) -> FeedbackNetwork:
+    """The classifier of ``dataset`` for images of ``in_shape`` (C, H, W), 10 independent sigmoid outputs."""
+    arch, flags = ARCHITECTURES[dataset], VARIANTS[variant]
+
+    def width(kind: float) -> float:
+        return kind if flags["layer_widths"] else UNIFORM_WIDTH
+
+    def scales(first: bool) -> dict[str, float]:
+        exc, inh = arch.exc_inh if flags["asym_init"] and not first else (1.0, 1.0)
+        return {"shared_input": first, "exc_scale": exc, "inh_scale": inh}
+
+    channels, size = in_shape[0], in_shape[1]
+    hidden: list[nn.Module] = []
+    for out_channels in arch.conv_channels:
+        conv = DualStreamConv2d(channels, out_channels, 5, padding=2, **scales(not hidden))
+        hidden.append(nn.Sequential(conv, Sigmoid(width(arch.conv_width)), nn.AvgPool2d(2)))
+        channels, size = out_channels, size // 2
+    features = channels * size * size
+    for i, units in enumerate(arch.hidden):
+        linear = DualStreamLinear(features, units, **scales(not hidden))
+        # [p | n] channels flatten to [p | n] features
+        flatten = [nn.Flatten()] if i == 0 else []
+        hidden.append(nn.Sequential(*flatten, linear, Sigmoid(width(arch.fc_width))))
+        features = units
+    output = nn.Sequential(DualStreamLinear(features, 10), Sigmoid(width(arch.output_width)), StreamDifference())
+    rule_kwargs = {"seed": seed} if rule == "dfa" else {}
+    return FeedbackNetwork(hidden, output, rule, out_features=10, **rule_kwargs)
+
+
+def layer_groups(net: FeedbackNetwork) -> list[list[nn.Parameter]]:
+    """Parameters of each layer, hidden layers first, for per-layer learning rates."""
+    return [list(block.parameters()) for block in net.hidden] + [list(net.output.parameters())]

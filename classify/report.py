@@ -1,0 +1,151 @@
+"""The reproduction report: six variants over seeds, a Markdown table with Welch's t-tests, plots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from .train import Config, train  # noqa: E402
+
+# name -> (rule, variant): proposed ED, DFA on the same network, seed ED, the three single ablations
+SIX_VARIANTS = {
+    "proposed": ("ed", "proposed"),
+    "dfa": ("dfa", "proposed"),
+    "seed": ("ed", "seed"),
+    "no-center": ("ed", "no-center"),
+    "sym-init": ("ed", "sym-init"),
+    "uniform-width": ("ed", "uniform-width"),
+}
+
+
+def run_all(args: argparse.Namespace, out: Path) -> dict[str, list[dict]]:
+    runs = {}
+    for name, (rule, variant) in SIX_VARIANTS.items():
+        runs[name] = []
+        for seed in range(args.seeds):
+            config = Config(
+                dataset=args.dataset,
+                rule=rule,
+                variant=variant,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                seed=seed,
+                data_dir=args.data_dir,
+                device=args.device,
+                train_subset=args.train_subset,
+            )
+            folder = out / name / f"seed{seed}"
+            resume = (folder / "checkpoint.pt").is_file()
+            tensorboard = args.tensorboard / name / f"seed{seed}" if args.tensorboard else None
+            result = train(config, folder, resume, tensorboard, progress=not args.no_progress)
+            print(f"{name} seed {seed}: test accuracy {result['final_test_accuracy']:.4f}, {result['wall_time']:.0f}s")
+            runs[name].append(result)
+    return runs
+
+
+def table(runs: dict[str, list[dict]]) -> str:
+    base = np.array([r["final_test_accuracy"] for r in runs["proposed"]]) * 100
+    lines = [
+        "| variant | rule | test accuracy % (mean ± std) | Δ vs proposed (points) | Welch p | seeds | wall time / run (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, results in runs.items():
+        acc = np.array([r["final_test_accuracy"] for r in results]) * 100
+        std = acc.std(ddof=1) if len(acc) > 1 else float("nan")
+        if name == "proposed":
+            delta, p = "—", "—"
+        else:
+            delta = f"{acc.mean() - base.mean():+.2f}"
+            p_value = stats.ttest_ind(acc, base, equal_var=False).pvalue if len(acc) > 1 and len(base) > 1 else math.nan
+            p = "n/a" if math.isnan(p_value) else f"{p_value:.2g}"
+        wall = np.mean([r["wall_time"] for r in results])
+        rule = SIX_VARIANTS[name][0]
+        lines.append(f"| {name} | {rule} | {acc.mean():.2f} ± {std:.2f} | {delta} | {p} | {len(acc)} | {wall:.0f} |")
+    return "\n".join(lines)
+
+
+def plot_curves(runs, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, results in runs.items():
+        acc = np.array([[h["test_accuracy"] * 100 for h in r["history"]] for r in results])
+        epochs = np.arange(1, acc.shape[1] + 1)
+        ax.plot(epochs, acc.mean(0), label=name)
+        ax.fill_between(epochs, acc.min(0), acc.max(0), alpha=0.2)
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy (mean; band: min-max over seeds)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_bars(runs, path: Path) -> None:
+    names = list(runs)
+    acc = [np.array([r["final_test_accuracy"] * 100 for r in runs[n]]) for n in names]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.bar(names, [a.mean() for a in acc], yerr=[a.std(ddof=1) if len(a) > 1 else 0 for a in acc], capsize=4)
+    low = min(a.min() for a in acc)
+    ax.set_ylim(max(0, low - 5), 100)
+    ax.set(ylabel="final test accuracy (%)", title="Ablations (mean ± std over seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_weights(runs, path: Path, variant: str = "proposed") -> None:
+    finals = [r["history"][-1]["weights"] for r in runs[variant]]
+    layers = list(finals[0])
+    blocks = [k for k in finals[0][layers[0]] if k.startswith("floor_")]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    x = np.arange(len(layers))
+    left.bar(x, [np.mean([f[layer]["ei_ratio"] for f in finals]) for layer in layers])
+    left.set(xticks=x, xticklabels=layers, ylabel="mean E / mean I weight", title=f"E/I weight ratio per layer ({variant})")
+    width = 0.8 / len(blocks)
+    for i, block in enumerate(blocks):
+        right.bar(x + i * width, [np.mean([f[layer][block] for f in finals]) for layer in layers], width, label=block[6:])
+    right.set(xticks=x + 0.4 - width / 2, xticklabels=layers, ylabel="fraction at floor", title="Weights at the floor")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def report(args: argparse.Namespace) -> None:
+    out = args.out or Path("runs") / f"report_{args.dataset}"
+    out.mkdir(parents=True, exist_ok=True)
+    runs = run_all(args, out)
+    for name, draw in (("accuracy_curves.png", plot_curves), ("ablation_bars.png", plot_bars), ("weights.png", plot_weights)):
+        draw(runs, out / name)
+    config = runs["proposed"][0]["config"]
+    text = "\n".join(
+        [
+            f"# {args.dataset}: the six variants over {args.seeds} seed(s)",
+            "",
+            f"Command: `python -m classify report {args.dataset} --seeds {args.seeds} --epochs {args.epochs} "
+            f"--batch-size {args.batch_size} --lr {args.lr}"
+            + (f" --train-subset {args.train_subset}" if args.train_subset else "")
+            + "`",
+            "",
+            table(runs),
+            "",
+            "Welch's t-test of each variant's final test accuracies against proposed ED's.",
+            "",
+            "![accuracy curves](accuracy_curves.png) ![ablations](ablation_bars.png) ![weights](weights.png)",
+            "",
+            f"Configuration (per run): `{json.dumps({k: v for k, v in config.items() if k not in ('seed', 'rule', 'variant')})}`",
+        ]
+    )
+    (out / "report.md").write_text(text + "\n")
+    print(text)
+    print(f"report written to {out / 'report.md'}")

@@ -1,0 +1,167 @@
+"""Training one classifier: the loop, per-epoch diagnostics, results JSON and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sb3_ed.diagnostics import surrogate_gradients, weight_stats
+
+from . import data, models
+
+CHECKPOINT, RESULTS = "checkpoint.pt", "results.json"
+
+
+@dataclass
+class Config:
+    dataset: str = "mnist"
+    rule: str = "ed"
+    variant: str = "proposed"
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 0.1
+    seed: int = 0
+    data_dir: str = "data"
+    device: str = "auto"
+    train_subset: int = 0  # first N training images only (0: all)
+
+
+def one_vs_all_loss(y: torch.Tensor, labels: torch.Tensor, center: bool) -> torch.Tensor:
+    """``0.5 * |r|^2`` per sample, ``r = y - t`` (t one-hot), so that ``dL/dy = r`` (over the batch).
+
+    Batch-centred: ``r`` minus its per-class mini-batch mean. That is the gradient of the same loss
+    on centred residuals, so the centring needs no help from the learning rule.
+    """
+    r = y - F.one_hot(labels, y.shape[1]).to(y.dtype)
+    if center:
+        r = r - r.mean(dim=0, keepdim=True)
+    return 0.5 * r.pow(2).sum(dim=1).mean()
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda, but torch sees no CUDA device")
+    return torch.device(device)
+
+
+@torch.no_grad()
+def accuracy(net, x, y, batch_size=1000) -> float:
+    correct = sum((net(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum().item() for i in range(0, len(x), batch_size))
+    return correct / len(x)
+
+
+def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | None = None, progress: bool = True) -> dict:
+    """Trains one seed, writing ``results.json`` and ``checkpoint.pt`` into ``out`` every epoch."""
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    train_set = data.load(config.dataset, config.data_dir, train=True)
+    test_set = data.load(config.dataset, config.data_dir, train=False)
+    if config.train_subset:
+        train_set = data.Split(train_set.x[: config.train_subset], train_set.y[: config.train_subset])
+    x, y = train_set.x.to(device), train_set.y.to(device)
+    x_test, y_test = test_set.x.to(device), test_set.y.to(device)
+
+    net = models.build(config.dataset, tuple(x.shape[1:]), config.rule, config.variant, config.seed).to(device)
+    probe = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))[:256].to(device)
+    models.center_biases(net, x[probe])
+    arch = models.ARCHITECTURES[config.dataset]
+    optimizer = torch.optim.SGD(
+        [{"params": p, "lr": config.lr * m} for p, m in zip(models.layer_groups(net), arch.lr_mult)], lr=config.lr
+    )
+    center = models.VARIANTS[config.variant]["center"]
+    history: list[dict] = []
+    start_epoch, wall = 0, 0.0
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        if not (out / CHECKPOINT).is_file():
+            raise SystemExit(f"error: --resume, but there is no {CHECKPOINT} in {out}")
+        state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+        if state["config"] != {**asdict(config), "epochs": state["config"]["epochs"]}:
+            raise SystemExit(f"error: {out / CHECKPOINT} was written with another configuration: {state['config']}")
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        history, start_epoch, wall = state["history"], state["epoch"], state["wall_time"]
+    writer = None
+    if tensorboard is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(tensorboard))
+
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        order = torch.randperm(len(x)).to(device)
+        bar = tqdm(range(0, len(x), config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        loss_sum = correct = seen = 0
+        net.train()
+        for i in bar:
+            batch = order[i : i + config.batch_size]
+            out_y = net(x[batch])
+            loss = one_vs_all_loss(out_y, y[batch], center)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(batch)
+            correct += (out_y.argmax(1) == y[batch]).sum().item()
+            seen += len(batch)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+        wall += time.perf_counter() - started
+        net.eval()
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+            "test_accuracy": accuracy(net, x_test, y_test),
+            "wall_time": wall,
+            "surrogate_gradient": surrogate_gradients(net, lambda: one_vs_all_loss(net(x[probe]), y[probe], center)),
+            "weights": weight_stats(net),
+        }
+        history.append(record)
+        if progress:
+            tqdm.write(
+                f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}, train {record['train_accuracy']:.4f}, "
+                f"test {record['test_accuracy']:.4f}, {wall:.0f}s"
+            )
+        if writer is not None:
+            log_scalars(writer, record)
+        results = {
+            "config": asdict(config),
+            "history": history,
+            "final_test_accuracy": record["test_accuracy"],
+            "wall_time": wall,
+        }
+        (out / RESULTS).write_text(json.dumps(results, indent=1))
+        torch.save(
+            {
+                "config": asdict(config),
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": torch.get_rng_state(),
+                "history": history,
+                "epoch": epoch + 1,
+                "wall_time": wall,
+            },
+            out / CHECKPOINT,
+        )
+    if writer is not None:
+        writer.close()
+    return json.loads((out / RESULTS).read_text())
+
+
+def log_scalars(writer, record: dict) -> None:
+    step = record["epoch"]
+    for key in ("train_loss", "train_accuracy", "test_accuracy"):
+        writer.add_scalar(key, record[key], step)
+    for layer, value in record["surrogate_gradient"].items():
+        writer.add_scalar(f"surrogate_gradient/{layer}", value, step)
+    for layer, stats in record["weights"].items():
+        for key, value in stats.items():
+            writer.add_scalar(f"{key}/{layer}", value, step)

@@ -1,0 +1,132 @@
+import json
+
+import pytest
+import torch
+
+from classify import data, models
+from classify.__main__ import main
+from classify.report import SIX_VARIANTS
+from classify.train import Config, one_vs_all_loss, train
+from sb3_ed import DualStreamConv2d, DualStreamLinear, Sigmoid
+from sb3_ed.diagnostics import weight_stats
+
+
+def sigmoid_widths(net):
+    return [m.width for m in net.modules() if isinstance(m, Sigmoid)]
+
+
+def ei_ratios(net):
+    return [s["ei_ratio"] for s in weight_stats(net).values()]
+
+
+@pytest.mark.medium
+def test_a_few_hundred_mnist_images_lift_accuracy_well_above_chance(mnist_root, tmp_path):
+    config = Config(epochs=3, train_subset=500, data_dir=str(mnist_root))
+    result = train(config, tmp_path, progress=False)
+    accuracy = [h["test_accuracy"] for h in result["history"]]
+    assert accuracy[-1] > 0.6, accuracy  # chance is 0.1; on the full 10,000-image test set
+    # diagnostics are there, per layer
+    last = result["history"][-1]
+    assert set(last["surrogate_gradient"]) == set(last["weights"]) == {"hidden.0.1", "output.0"}
+    assert all(v > 0 for v in last["surrogate_gradient"].values())
+
+
+def test_mnist_loads_through_torchvision_offline(mnist_root):
+    split = data.load("mnist", mnist_root, train=False)
+    assert split.x.shape == (10000, 1, 28, 28) and split.y.shape == (10000,)
+    assert 0.0 <= split.x.min() and split.x.max() <= 1.0
+
+
+def test_missing_data_names_folder_and_files(tmp_path, capsys):
+    assert main(["mnist", "--data-dir", str(tmp_path), "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert str(tmp_path / "MNIST" / "raw") in err and "train-images-idx3-ubyte.gz" in err and "t10k-labels-idx1-ubyte.gz" in err
+
+
+def test_a_corrupt_file_is_reported_as_an_md5_failure(mnist_root, tmp_path):
+    root = tmp_path / "data"
+    (root / "MNIST" / "raw").mkdir(parents=True)
+    good = (mnist_root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz is corrupt or truncated: torchvision's md5 check failed"):
+        data.load("mnist", root, train=False)
+
+
+def test_cifar10_format_files_load_and_a_conv_model_trains_a_step(cifar10_root, monkeypatch):
+    root = cifar10_root
+    with pytest.raises(data.DataError, match="data_batch_1 is corrupt"):
+        data.load("cifar10", root, train=True)  # not the official files: md5 fails
+    monkeypatch.setenv(data.SKIP_MD5_ENV, "1")
+    train_split, test_split = data.load("cifar10", root, train=True), data.load("cifar10", root, train=False)
+    assert train_split.x.shape == (100, 3, 32, 32) and test_split.x.shape == (40, 3, 32, 32)
+    net = models.build("cifar10", (3, 32, 32), "ed", "proposed")
+    models.center_biases(net, train_split.x[:64])
+    assert [type(block[0]) for block in net.hidden] == [DualStreamConv2d, DualStreamConv2d, torch.nn.Flatten]
+    before = [p.detach().clone() for p in net.parameters()]
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    loss = one_vs_all_loss(net(train_split.x[:16]), train_split.y[:16], center=True)
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert all(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
+    assert all((m.weight >= m.floor).all() for m in net.modules() if isinstance(m, (DualStreamConv2d, DualStreamLinear)))
+
+
+@pytest.mark.medium
+def test_cifar10_cli_runs_an_epoch_on_the_written_files(cifar10_root, tmp_path, monkeypatch):
+    root = cifar10_root
+    monkeypatch.setenv(data.SKIP_MD5_ENV, "1")
+    assert main(["cifar10", "--data-dir", str(root), "--epochs", "1", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    result = json.loads((tmp_path / "out" / "seed0" / "results.json").read_text())
+    assert len(result["history"]) == 1 and 0.0 <= result["final_test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("variant", [v for v in models.VARIANTS if v != "proposed"])
+def test_each_variant_switches_off_exactly_what_it_names(variant):
+    torch.manual_seed(0)
+    proposed, other = (models.build("cifar10", (3, 32, 32), "ed", v) for v in ("proposed", variant))
+    flags = models.VARIANTS[variant]
+    # layer-specific widths: conv, FC and output widths differ; off, all layers share one width
+    assert (sigmoid_widths(other) == sigmoid_widths(proposed)) == flags["layer_widths"]
+    assert len(set(sigmoid_widths(other))) == (3 if flags["layer_widths"] else 1)
+    # asymmetric init: E/I about 3:1 in hidden layers with dual-stream input; 1:1 in the first
+    # (shared-input) layer and the output layer; off, 1:1 everywhere
+    first, *dual_hidden, last = ei_ratios(other)
+    assert len(dual_hidden) == 2
+    assert all(abs(r - (3.0 if flags["asym_init"] else 1.0)) < 0.1 for r in dual_hidden)
+    assert abs(first - 1.0) < 0.1 and abs(last - 1.0) < 0.1
+    # batch-centred class error: dL/dy sums to zero over the batch for every class; off, it does not
+    y = torch.rand(8, 10, requires_grad=True)
+    one_vs_all_loss(y, torch.arange(8) % 10, flags["center"]).backward()
+    assert torch.allclose(y.grad.sum(0), torch.zeros(10), atol=1e-6) == flags["center"]
+
+
+def test_resume_continues_to_the_same_result(mnist_root, tmp_path):
+    config = Config(epochs=2, train_subset=200, data_dir=str(mnist_root))
+    straight = train(config, tmp_path / "straight", progress=False)
+    train(Config(**{**config.__dict__, "epochs": 1}), tmp_path / "split", progress=False)
+    resumed = train(config, tmp_path / "split", resume=True, progress=False)
+    assert [h["test_accuracy"] for h in resumed["history"]] == [h["test_accuracy"] for h in straight["history"]]
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_rejects_unknown_choices(capsys):
+    for argv in (["svhn"], ["mnist", "--rule", "hebb"], ["mnist", "--variant", "best"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.medium
+def test_report_writes_table_and_plots(mnist_root, tmp_path):
+    out = tmp_path / "report"
+    argv = ["report", "mnist", "--seeds", "2", "--epochs", "1", "--train-subset", "100", "--data-dir", str(mnist_root), "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    text = (out / "report.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(("| variant", "| ---"))]
+    assert [row.split("|")[1].strip() for row in rows] == list(SIX_VARIANTS)
+    for png in ("accuracy_curves.png", "ablation_bars.png", "weights.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
