@@ -23,7 +23,7 @@ class Config:
     dataset: str = "mnist"
     rule: str = "ed"
     variant: str = "proposed"
-    epochs: int = 20
+    epochs: int = 30
     batch_size: int = 64
     lr: float = 0.1
     seed: int = 0
@@ -76,6 +76,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     optimizer = torch.optim.SGD(
         [{"params": p, "lr": config.lr * m} for p, m in zip(models.layer_groups(net), arch.lr_mult)], lr=config.lr
     )
+    # cosine decay to zero over the run, stepped once an epoch
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     center = models.VARIANTS[config.variant]["center"]
     history: list[dict] = []
     start_epoch, wall = 0, 0.0
@@ -88,6 +90,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             raise SystemExit(f"error: {out / CHECKPOINT} was written with another configuration: {state['config']}")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        schedule.T_max = config.epochs  # a resumed run may have been given more epochs
         torch.set_rng_state(state["rng"])
         history, start_epoch, wall = state["history"], state["epoch"], state["wall_time"]
     writer = None
@@ -113,6 +117,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             correct += (out_y.argmax(1) == y[batch]).sum().item()
             seen += len(batch)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+        schedule.step()
         wall += time.perf_counter() - started
         net.eval()
         record = {
@@ -144,6 +149,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
                 "config": asdict(config),
                 "model": net.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
                 "rng": torch.get_rng_state(),
                 "history": history,
                 "epoch": epoch + 1,

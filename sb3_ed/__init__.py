@@ -15,9 +15,25 @@ from .rules import BP, DFA, ED, RULES, LearningRule, make_rule
 
 __version__ = "0.1.0"
 
+_POLICIES = ("EDPolicy", "DFAPolicy", "DaleBPPolicy", "FeedbackPolicy")
+
+
+def __getattr__(name):
+    # The policies need Stable-Baselines3; the layers and rules do not.
+    if name in _POLICIES:
+        from . import policies
+
+        return getattr(policies, name)
+    raise AttributeError(f"module 'sb3_ed' has no attribute {name!r}")
+
+
 __all__ = [
     "BP",
     "DEFAULT_FLOOR",
+    "DFAPolicy",
+    "DaleBPPolicy",
+    "EDPolicy",
+    "FeedbackPolicy",
     "DFA",
     "ED",
     "RULES",

@@ -1,0 +1,172 @@
+"""Stable-Baselines3 actor-critic policies whose policy and value MLPs learn by ED, DFA or BP.
+
+``PPO(EDPolicy, env)`` trains with SB3's own ``train()``: PPO's loss reaches the end of each network
+as ``dL/d(distribution parameters)`` (the Gaussian mean, or the logits) and ``dL/dV``; the rule
+turns these into the hidden layers' errors. Importing this module also registers the policies by
+name with PPO and A2C, so ``PPO("EDPolicy", env)`` works.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.distributions import StateDependentNoiseDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from torch import nn
+
+from .network import FeedbackNetwork, dale_mlp, mlp
+
+ACTIVATION_NAMES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Identity: "identity"}
+
+
+class DaleMlpExtractor(nn.Module):
+    """Separate policy and value networks, each ending in its own output layer.
+
+    In SB3's terms its latents are already the distribution parameters (``latent_dim_pi``) and the
+    value (``latent_dim_vf = 1``): a rule can only hand the error to hidden layers from the output
+    it wraps, so the heads belong to the networks, not on top of them.
+    """
+
+    def __init__(self, policy_net: FeedbackNetwork, value_net: FeedbackNetwork, latent_dim_pi: int):
+        super().__init__()
+        self.policy_net, self.value_net = policy_net, value_net
+        self.latent_dim_pi, self.latent_dim_vf = latent_dim_pi, 1
+
+    def forward(self, features):
+        return self.forward_actor(features), self.forward_critic(features)
+
+    def forward_actor(self, features):
+        return self.policy_net(features)
+
+    def forward_critic(self, features):
+        return self.value_net(features)
+
+
+class FeedbackPolicy(ActorCriticPolicy):
+    """An actor-critic policy whose MLPs learn by ``rule``; subclasses fix the rule and the layers.
+
+    ``policy_kwargs`` (besides SB3's own ``net_arch``, ``activation_fn``, ``log_std_init`` ...):
+    ``widths`` (sigmoid widths), ``rms_norm``, ``exc_scale`` / ``inh_scale`` (E/I init scales),
+    ``init`` (``"abs_normal"``: absolute Gaussian samples, or ``"uniform"``), ``floor``, ``dale``
+    (False: the non-Dalean variant), ``output_scale`` (init scale of the policy's output layer),
+    ``feedback_seed`` (DFA's matrices).
+    """
+
+    rule = "ed"
+    dual_stream = True
+
+    def __init__(
+        self,
+        *args,
+        activation_fn: type[nn.Module] | str = nn.ReLU,
+        ortho_init: bool = False,
+        rms_norm: bool | None = None,
+        widths: float = 1.0,
+        exc_scale: float = 1.0,
+        inh_scale: float = 1.0,
+        init: str = "abs_normal",
+        floor: float = 1e-6,
+        dale: bool = True,
+        output_scale: float = 0.01,
+        feedback_seed: int = 0,
+        **kwargs,
+    ):
+        name = ACTIVATION_NAMES.get(activation_fn, activation_fn)
+        if not isinstance(name, str):
+            raise ValueError(f"{type(self).__name__}: activation_fn must be one of {', '.join(ACTIVATION_NAMES.values())} (or its nn class), got {activation_fn!r}")
+        self.network_kwargs: dict[str, Any] = {
+            "activation_fn": name,
+            "rms_norm": self.dual_stream if rms_norm is None else rms_norm,
+            "widths": widths,
+            "exc_scale": exc_scale,
+            "inh_scale": inh_scale,
+            "init": init,
+            "floor": floor,
+            "dale": dale,
+            "output_scale": output_scale,
+            "feedback_seed": feedback_seed,
+        }
+        super().__init__(*args, activation_fn=nn.Identity, ortho_init=ortho_init, **kwargs)
+
+    def _network(self, in_features: int, hidden: list[int], out_features: int, output_scale: float, seed: int) -> FeedbackNetwork:
+        k = self.network_kwargs
+        rule_kwargs = {"seed": seed} if self.rule == "dfa" else {}
+        if not self.dual_stream:
+            return mlp(in_features, hidden, out_features, rule=self.rule, activation_fn=k["activation_fn"], **rule_kwargs)
+        layers = len(hidden) + 1
+        exc = [k["exc_scale"]] * (layers - 1) + [k["exc_scale"] * output_scale]
+        inh = [k["inh_scale"]] * (layers - 1) + [k["inh_scale"] * output_scale]
+        return dale_mlp(
+            in_features,
+            hidden,
+            out_features,
+            rule=self.rule,
+            activation_fn=k["activation_fn"],
+            widths=k["widths"],
+            rms_norm=k["rms_norm"],
+            dale=k["dale"],
+            floor=k["floor"],
+            exc_scale=exc,
+            inh_scale=inh,
+            init=k["init"],
+            **rule_kwargs,
+        )
+
+    def _build_mlp_extractor(self) -> None:
+        if isinstance(self.action_dist, StateDependentNoiseDistribution):
+            raise ValueError(f"{type(self).__name__} does not support gSDE (use_sde=True)")
+        if self.rule != "bp" and any(p.requires_grad for p in self.features_extractor.parameters()):
+            raise ValueError(
+                f"{type(self).__name__}: the features extractor has trainable parameters, which only backprop "
+                f"could train; use a parameter-free one (the default FlattenExtractor) or DaleBPPolicy"
+            )
+        if isinstance(self.net_arch, dict):
+            pi_arch, vf_arch = self.net_arch.get("pi", []), self.net_arch.get("vf", [])
+        else:
+            pi_arch = vf_arch = list(self.net_arch) if self.net_arch is not None else [64, 64]
+        # the number of distribution parameters the policy network outputs (mean, or logits)
+        head = self.action_dist.proba_distribution_net(latent_dim=1)
+        out_features = (head[0] if isinstance(head, tuple) else head).out_features
+        seed = self.network_kwargs["feedback_seed"]
+        self.mlp_extractor = DaleMlpExtractor(
+            self._network(self.features_dim, pi_arch, out_features, self.network_kwargs["output_scale"], seed),
+            self._network(self.features_dim, vf_arch, 1, 1.0, seed + 1),
+            out_features,
+        )
+
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        # The networks end in their own output layers (see DaleMlpExtractor): no linear heads on top.
+        self.action_net, self.value_net = nn.Identity(), nn.Identity()
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), **self.network_kwargs}
+
+
+class EDPolicy(FeedbackPolicy):
+    """Dual-stream Dale policy and value MLPs trained by Error Diffusion (ReLU + per-stream RMS norm)."""
+
+    rule = "ed"
+
+
+class DaleBPPolicy(FeedbackPolicy):
+    """The same dual-stream Dale networks trained by exact backprop: the control."""
+
+    rule = "bp"
+
+
+class DFAPolicy(FeedbackPolicy):
+    """Single-stream, unconstrained MLPs trained by Direct Feedback Alignment (tanh by default)."""
+
+    rule = "dfa"
+    dual_stream = False
+
+    def __init__(self, *args, activation_fn: type[nn.Module] | str = nn.Tanh, **kwargs):
+        super().__init__(*args, activation_fn=activation_fn, **kwargs)
+
+
+POLICIES = {cls.__name__: cls for cls in (EDPolicy, DFAPolicy, DaleBPPolicy)}
+for _algo in (PPO, A2C):
+    _algo.policy_aliases.update(POLICIES)

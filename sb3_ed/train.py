@@ -1,0 +1,68 @@
+"""RL-Zoo training with the ED algorithms: ``python -m sb3_ed.train --algo ed_ppo --env HalfCheetah-v5``.
+
+This is rl_zoo3's own trainer (every rl_zoo3 flag works: ``-n``, ``--seed``, ``-tb``,
+``--eval-freq``, ``-optimize --n-trials --sampler tpe``, ``--progress`` ...) with ``ed_ppo``,
+``dfa_ppo`` and ``dale_bp_ppo`` added to its algorithm table and to its Optuna samplers.
+Hyperparameters come from ``zoo_configs/<algo>.yml`` unless ``--conf-file`` names another file;
+``--algo ppo`` and ``--algo ars`` read ``zoo_configs/`` too, for comparisons on the same settings.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rl_zoo3 import hyperparams_opt
+from rl_zoo3.train import train
+from rl_zoo3.utils import ALGOS
+from stable_baselines3 import PPO
+
+from . import policies  # noqa: F401  (registers the policy names with PPO)
+
+ZOO_CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs"
+ED_ALGOS = {"ed_ppo": PPO, "dfa_ppo": PPO, "dale_bp_ppo": PPO}
+
+
+def sample_feedback_ppo_params(trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """rl_zoo3's PPO search space (learning rate included) plus the Dale networks' own: activation
+    (relu or sigmoid) and sigmoid width, E/I init scales, output-layer init scale, floor."""
+    hyperparams = hyperparams_opt.sample_ppo_params(trial, n_actions, n_envs, additional_args)
+    hyperparams["policy_kwargs"].update(
+        activation_fn=trial.suggest_categorical("dale_activation", ["relu", "sigmoid"]),
+        widths=trial.suggest_float("width", 0.25, 4.0, log=True),
+        exc_scale=trial.suggest_float("exc_scale", 0.1, 3.0, log=True),
+        inh_scale=trial.suggest_float("inh_scale", 0.1, 3.0, log=True),
+        output_scale=trial.suggest_float("output_scale", 1e-3, 1.0, log=True),
+        floor=trial.suggest_float("floor", 1e-8, 1e-3, log=True),
+    )
+    return hyperparams
+
+
+def register() -> None:
+    """Adds the ED algorithms to rl_zoo3's tables (idempotent)."""
+    ALGOS.update(ED_ALGOS)
+    samplers = {"ed_ppo": sample_feedback_ppo_params, "dale_bp_ppo": sample_feedback_ppo_params}
+    for algo in ED_ALGOS:
+        # DFA's single-stream networks have none of the Dale parameters: PPO's own space
+        hyperparams_opt.HYPERPARAMS_SAMPLER[algo] = samplers.get(algo, hyperparams_opt.sample_ppo_params)
+        hyperparams_opt.HYPERPARAMS_CONVERTER[algo] = hyperparams_opt.HYPERPARAMS_CONVERTER["ppo"]
+
+
+def with_zoo_config(argv: list[str]) -> list[str]:
+    """``argv`` plus ``--conf-file zoo_configs/<algo>.yml`` when it names none and that file exists."""
+    if "--conf-file" in argv or "-conf" in argv:
+        return argv
+    algo = argv[argv.index("--algo") + 1] if "--algo" in argv[:-1] else "ppo"
+    config = ZOO_CONFIGS / f"{algo}.yml"
+    return [*argv, "--conf-file", str(config)] if config.is_file() else argv
+
+
+def main(argv: list[str] | None = None) -> None:
+    register()
+    sys.argv = [sys.argv[0], *with_zoo_config(list(sys.argv[1:] if argv is None else argv))]
+    train()
+
+
+if __name__ == "__main__":
+    main()
