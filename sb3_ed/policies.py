@@ -13,6 +13,7 @@ from typing import Any
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.distributions import StateDependentNoiseDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
+import torch
 from torch import nn
 
 from .network import FeedbackNetwork, dale_mlp, mlp
@@ -37,6 +38,9 @@ class DaleMlpExtractor(nn.Module):
         return self.forward_actor(features), self.forward_critic(features)
 
     def forward_actor(self, features):
+        # every rollout step and every minibatch passes here: the place to stop a silent divergence
+        if not torch.isfinite(features).all():
+            raise ValueError("NaN or inf in the observations (VecCheckNan can find the step that made them)")
         return self.policy_net(features)
 
     def forward_critic(self, features):

@@ -9,10 +9,14 @@ Hyperparameters come from ``zoo_configs/<algo>.yml`` unless ``--conf-file`` name
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import yaml
 from rl_zoo3 import hyperparams_opt
 from rl_zoo3.train import train
 from rl_zoo3.utils import ALGOS
@@ -58,9 +62,33 @@ def with_zoo_config(argv: list[str]) -> list[str]:
     return [*argv, "--conf-file", str(config)] if config.is_file() else argv
 
 
+def check_env(argv: list[str]) -> None:
+    """Exits with one line listing the valid ids if ``--env`` names no registered environment."""
+    if "--env" not in argv[:-1]:
+        return
+    env_id = argv[argv.index("--env") + 1]
+    for module in argv[argv.index("--gym-packages") + 1 :] if "--gym-packages" in argv else []:
+        if module.startswith("-"):
+            break
+        importlib.import_module(module)
+    if env_id in gym.envs.registry:
+        return
+    algo = argv[argv.index("--algo") + 1] if "--algo" in argv[:-1] else "ppo"
+    config = ZOO_CONFIGS / f"{algo}.yml"
+    tuned = ", ".join(k for k in yaml.safe_load(config.read_text()) if k != "default") if config.is_file() else "none"
+    near = difflib.get_close_matches(env_id, gym.envs.registry, n=3)
+    sys.exit(
+        f"error: unknown env {env_id!r}; zoo_configs/{algo}.yml has settings for: {tuned}; "
+        f"other registered gymnasium ids use its default entry"
+        + (f" (closest: {', '.join(near)})" if near else "")
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     register()
-    sys.argv = [sys.argv[0], *with_zoo_config(list(sys.argv[1:] if argv is None else argv))]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    check_env(argv)
+    sys.argv = [sys.argv[0], *with_zoo_config(argv)]
     train()
 
 

@@ -23,6 +23,9 @@ class LearningRule(nn.Module):
     def __init__(self, out_features: int | None = None):
         super().__init__()
         self.out_features = out_features
+        # Set track_errors to keep, after each backward, the mean |error| handed to each point.
+        self.track_errors = False
+        self.error_magnitudes: list[float] = []
 
     def hidden_error(self, e: torch.Tensor, shape: torch.Size, index: int) -> torch.Tensor:
         """The gradient handed to hidden feedback point ``index`` (activity of ``shape``)."""
@@ -59,6 +62,8 @@ class _DeliverError(torch.autograd.Function):
             ctx.rule.hidden_error(e, shape, i) if ctx.needs_input_grad[2 + i] else None
             for i, shape in enumerate(ctx.shapes)
         ]
+        if ctx.rule.track_errors:
+            ctx.rule.error_magnitudes = [err.abs().mean().item() for err in errors if err is not None]
         return (None, e, *errors)
 
 

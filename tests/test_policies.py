@@ -1,0 +1,141 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+from sb3_ed import DaleBPPolicy, DFAPolicy, DualStreamLinear, EDPolicy
+from sb3_ed.rules import ED
+
+
+def dale_weights(policy):
+    return [m.weight for m in policy.modules() if isinstance(m, DualStreamLinear)]
+
+
+@pytest.mark.parametrize("env_id, d", [("Pendulum-v1", 1), ("CartPole-v1", 2)])
+def test_networks_end_in_the_distribution_parameters_and_the_value(env_id, d):
+    model = PPO("EDPolicy", env_id, n_steps=64, batch_size=64, seed=0)
+    extractor = model.policy.mlp_extractor
+    assert extractor.policy_net.output[0].out_features == d  # Gaussian mean, or Categorical logits
+    assert extractor.value_net.output[0].out_features == 1
+    assert isinstance(extractor.policy_net.rule, ED) and isinstance(extractor.value_net.rule, ED)
+    assert all((w >= 0).all() for w in dale_weights(model.policy))
+
+
+def test_the_policy_network_learns_from_dL_dmean():
+    model = PPO(EDPolicy, "Pendulum-v1", n_steps=64, batch_size=64, seed=0)
+    policy, rule = model.policy, model.policy.mlp_extractor.policy_net.rule
+    seen = []
+    original = rule.hidden_error
+    rule.hidden_error = lambda e, shape, i: seen.append(e.clone()) or original(e, shape, i)
+    obs = torch.randn(5, 3)
+    actions = torch.randn(5, 1)
+    _, log_prob, _ = policy.evaluate_actions(obs, actions)
+    (-log_prob.mean()).backward()
+    mean = policy.mlp_extractor.forward_actor(obs).detach()
+    sigma2 = policy.log_std.exp().detach() ** 2
+    # d/dmean of -mean_b log N(a_b; mean_b, sigma^2) = -(a - mean) / sigma^2 / B
+    torch.testing.assert_close(seen[0], -(actions - mean) / sigma2 / 5)
+
+
+@pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy, DaleBPPolicy])
+def test_save_load_gives_identical_actions_and_feedback(policy, tmp_path):
+    model = PPO(policy, "Pendulum-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0)
+    model.learn(128)
+    model.save(tmp_path / "model")
+    loaded = PPO.load(tmp_path / "model")
+    obs = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    for a, b in zip(model.policy.mlp_extractor.modules(), loaded.policy.mlp_extractor.modules()):
+        if hasattr(a, "rule"):
+            assert a.rule.state_dict().keys() == b.rule.state_dict().keys()
+            assert all(torch.equal(a.rule.state_dict()[k], b.rule.state_dict()[k]) for k in a.rule.state_dict())
+    if policy is DFAPolicy:
+        assert "B_0" in loaded.policy.mlp_extractor.policy_net.rule.state_dict()
+
+
+def test_weights_stay_above_floor_through_learn_and_after_load(tmp_path):
+    model = PPO(EDPolicy, "CartPole-v1", n_steps=64, batch_size=64, learning_rate=0.05, seed=0, policy_kwargs={"floor": 1e-4})
+    model.learn(512)
+    weights = dale_weights(model.policy)
+    assert all((w >= 1e-4).all() for w in weights)
+    assert any((w == torch.tensor(1e-4)).any() for w in weights)  # the floor was actually reached
+    model.save(tmp_path / "m")
+    loaded = PPO.load(tmp_path / "m")
+    loaded.set_env(model.get_env())
+    loaded.learn(256)
+    assert all((w >= 1e-4).all() for w in dale_weights(loaded.policy))
+
+
+def test_non_dalean_variant_is_a_policy_kwarg():
+    model = PPO(EDPolicy, "CartPole-v1", n_steps=64, batch_size=64, learning_rate=0.05, seed=0, policy_kwargs={"dale": False})
+    model.learn(512)
+    assert any((w < 0).any() for w in dale_weights(model.policy))
+
+
+class LinearExtractor(BaseFeaturesExtractor):
+    def __init__(self, observation_space):
+        super().__init__(observation_space, 8)
+        self.linear = torch.nn.Linear(observation_space.shape[0], 8)
+
+    def forward(self, obs):
+        return self.linear(obs)
+
+
+def test_what_the_rule_cannot_use_fails_at_construction():
+    with pytest.raises(ValueError, match="features extractor has trainable parameters"):
+        PPO(EDPolicy, "Pendulum-v1", policy_kwargs={"features_extractor_class": LinearExtractor})
+    with pytest.raises(ValueError, match="gSDE"):
+        PPO(EDPolicy, "Pendulum-v1", use_sde=True)
+    with pytest.raises(ValueError, match="activation_fn"):
+        PPO(EDPolicy, "Pendulum-v1", policy_kwargs={"activation_fn": torch.nn.ELU})
+
+
+def test_nan_observations_raise():
+    model = PPO(EDPolicy, "Pendulum-v1", n_steps=64, batch_size=64)
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(np.array([np.nan, 0.0, 0.0], dtype=np.float32))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "env_id, steps, kwargs",
+    [
+        ("CartPole-v1", 40_000, dict(n_envs=8, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8, learning_rate=1e-3)),
+        ("InvertedPendulum-v5", 40_000, dict(n_envs=4, n_steps=512, batch_size=64, n_epochs=10, learning_rate=1e-3)),
+    ],
+)
+def test_ed_ppo_improves_returns(env_id, steps, kwargs):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(env_id, n_envs=kwargs.pop("n_envs"), seed=0)
+    model = PPO(EDPolicy, env, seed=0, **kwargs)
+    before, _ = evaluate_policy(model, env, n_eval_episodes=10)
+    model.learn(steps)
+    after, _ = evaluate_policy(model, env, n_eval_episodes=10)
+    assert after > 2 * before and after > 100, (before, after)
+
+
+
+@pytest.mark.parametrize("policy, cosine_one", [(EDPolicy, False), (DaleBPPolicy, True)])
+def test_diagnostics_callback_logs_per_layer(policy, cosine_one):
+    from stable_baselines3.common.logger import configure
+
+    from sb3_ed.callbacks import DaleDiagnosticsCallback
+
+    model = PPO(policy, "CartPole-v1", n_steps=128, batch_size=64, n_epochs=2, seed=0)
+    logged = {}
+    model.set_logger(configure(None, []))
+    record = model.logger.record
+    model.logger.record = lambda key, value, exclude=None: logged.__setitem__(key, value) or record(key, value, exclude)
+    model.learn(384, callback=DaleDiagnosticsCallback(cosine_every=1))
+    layers = ["policy_net.hidden.0.0", "policy_net.hidden.1.0", "policy_net.output.0", "value_net.output.0"]
+    for layer in layers:
+        assert logged[f"dale/{layer}/ei_ratio"] > 0 and 0 <= logged[f"dale/{layer}/floor_W_pn"] <= 1
+        cosine = logged[f"dale/{layer}/cosine_to_bp"]
+        # bp's update is the bp gradient; ed's differs from it below the output layers
+        assert (abs(cosine - 1) < 1e-4) == (cosine_one or layer.endswith("output.0"))
+    # only a direct rule routes errors to hidden layers
+    assert (logged.get("dale/policy/routed_error_0", 0) > 0) == (policy is EDPolicy)
