@@ -116,21 +116,10 @@ class _DualStream(nn.Module):
         o, i = self.out_features, self.in_features
         return {"W_pp": t[:o, :i], "W_pn": t[:o, i:], "W_np": t[o:, :i], "W_nn": t[o:, i:]}
 
-    @property
-    def W_pp(self) -> torch.Tensor:
-        return self.sub_matrices()["W_pp"]
-
-    @property
-    def W_pn(self) -> torch.Tensor:
-        return self.sub_matrices()["W_pn"]
-
-    @property
-    def W_np(self) -> torch.Tensor:
-        return self.sub_matrices()["W_np"]
-
-    @property
-    def W_nn(self) -> torch.Tensor:
-        return self.sub_matrices()["W_nn"]
+    W_pp, W_pn, W_np, W_nn = (
+        property(lambda self, name=name: self.sub_matrices()[name], doc=f"{name}, a view of weight")
+        for name in ("W_pp", "W_pn", "W_np", "W_nn")
+    )
 
     @property
     def b_p(self) -> torch.Tensor:

@@ -99,7 +99,7 @@ def test_nan_observations_raise():
         model.predict(np.array([np.nan, 0.0, 0.0], dtype=np.float32))
 
 
-@pytest.mark.slow
+@pytest.mark.medium
 @pytest.mark.parametrize(
     "env_id, steps, kwargs",
     [
