@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,12 @@ def one_vs_all_loss(y: torch.Tensor, labels: torch.Tensor, center: bool) -> torc
     return 0.5 * r.pow(2).sum(dim=1).mean()
 
 
+def learning_rate(config: Config, epoch: int) -> float:
+    """Cosine decay from ``config.lr`` to zero over the run. A function of the epoch alone, so a
+    resumed run (even one given more epochs) needs no scheduler state."""
+    return config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -74,10 +81,9 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     models.center_biases(net, x[probe])
     arch = models.ARCHITECTURES[config.dataset]
     optimizer = torch.optim.SGD(
-        [{"params": p, "lr": config.lr * m} for p, m in zip(models.layer_groups(net), arch.lr_mult)], lr=config.lr
+        [{"params": p, "lr": config.lr * m, "lr_mult": m} for p, m in zip(models.layer_groups(net), arch.lr_mult)],
+        lr=config.lr,
     )
-    # cosine decay to zero over the run, stepped once an epoch
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     center = models.VARIANTS[config.variant]["center"]
     history: list[dict] = []
     start_epoch, wall = 0, 0.0
@@ -90,8 +96,6 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             raise SystemExit(f"error: {out / CHECKPOINT} was written with another configuration: {state['config']}")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        schedule.T_max = config.epochs  # a resumed run may have been given more epochs
         torch.set_rng_state(state["rng"])
         history, start_epoch, wall = state["history"], state["epoch"], state["wall_time"]
     writer = None
@@ -101,6 +105,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         writer = SummaryWriter(str(tensorboard))
 
     for epoch in range(start_epoch, config.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, epoch) * group["lr_mult"]
         started = time.perf_counter()
         order = torch.randperm(len(x)).to(device)
         bar = tqdm(range(0, len(x), config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
@@ -117,7 +123,6 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             correct += (out_y.argmax(1) == y[batch]).sum().item()
             seen += len(batch)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
-        schedule.step()
         wall += time.perf_counter() - started
         net.eval()
         record = {
@@ -149,7 +154,6 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
                 "config": asdict(config),
                 "model": net.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
                 "rng": torch.get_rng_state(),
                 "history": history,
                 "epoch": epoch + 1,
