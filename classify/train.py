@@ -123,17 +123,17 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             correct += (out_y.argmax(1) == y[batch]).sum().item()
             seen += len(batch)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
-        wall += time.perf_counter() - started
         net.eval()
         record = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / seen,
             "train_accuracy": correct / seen,
             "test_accuracy": accuracy(net, x_test, y_test),
-            "wall_time": wall,
             "surrogate_gradient": surrogate_gradients(net, lambda: one_vs_all_loss(net(x[probe]), y[probe], center)),
             "weights": weight_stats(net),
         }
+        wall += time.perf_counter() - started
+        record["wall_time"] = wall  # training, evaluation and diagnostics of every epoch so far
         history.append(record)
         if progress:
             tqdm.write(
