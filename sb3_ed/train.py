@@ -17,12 +17,15 @@ from typing import Any
 
 import gymnasium as gym
 import yaml
+import rl_zoo3.train
 from rl_zoo3 import hyperparams_opt
-from rl_zoo3.train import train
+from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import ALGOS
 from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from . import policies  # noqa: F401  (registers the policy names with PPO)
+from .envs import JAX_ENV_IDS, make_jax_vec_env
 
 ZOO_CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs"
 ED_ALGOS = {"ed_ppo": PPO, "dfa_ppo": PPO, "dale_bp_ppo": PPO}
@@ -43,8 +46,24 @@ def sample_feedback_ppo_params(trial, n_actions: int, n_envs: int, additional_ar
     return hyperparams
 
 
+class JaxAwareExperimentManager(ExperimentManager):
+    """rl_zoo3's ExperimentManager; for the ids of JAX simulators it builds their VecEnv (all envs in
+    one jitted step) instead of ``n_envs`` gymnasium envs, then wraps it as rl_zoo3 would."""
+
+    def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
+        if self.env_name.gym_id not in JAX_ENV_IDS:
+            return super().create_envs(n_envs, eval_env, no_log)
+        env_kwargs = self.eval_env_kwargs if eval_env else self.env_kwargs
+        env = make_jax_vec_env(self.env_name.gym_id, n_envs, seed=self.seed or 0, **(env_kwargs or {}))
+        env = VecMonitor(env, None if eval_env or no_log else self.save_path)
+        if self.vec_env_wrapper is not None:
+            env = self.vec_env_wrapper(env)
+        return self._maybe_normalize(env, eval_env)
+
+
 def register() -> None:
-    """Adds the ED algorithms to rl_zoo3's tables (idempotent)."""
+    """Adds the ED algorithms to rl_zoo3's tables and its trainer (idempotent)."""
+    rl_zoo3.train.ExperimentManager = JaxAwareExperimentManager
     ALGOS.update(ED_ALGOS)
     samplers = {"ed_ppo": sample_feedback_ppo_params, "dale_bp_ppo": sample_feedback_ppo_params}
     for algo in ED_ALGOS:
@@ -89,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     check_env(argv)
     sys.argv = [sys.argv[0], *with_zoo_config(argv)]
-    train()
+    rl_zoo3.train.train()
 
 
 if __name__ == "__main__":

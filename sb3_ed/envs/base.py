@@ -1,0 +1,127 @@
+"""What the JAX simulators' VecEnvs share: a jitted step over all envs, SB3's VecEnv bookkeeping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+try:
+    import jax
+    import jax.numpy as jnp
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError("the JAX environments need JAX, Craftax and Brax: pip install 'sb3-ed[jax]'") from err
+
+
+class JaxVecEnv(VecEnv):
+    """A VecEnv over ``num_envs`` copies of a JAX env, stepped by one jitted, vmapped function.
+
+    Subclasses give ``_reset(key) -> (carry, obs)`` and ``_step(carry, actions, key) -> (carry,
+    obs, reward, terminated, truncated, terminal_obs, extras)``, both for all envs at once, resets
+    of finished envs included (``obs`` is then the new episode's first observation). This class adds
+    the rest of SB3's contract: ``terminal_observation`` and ``TimeLimit.truncated`` in the infos of
+    finished envs, their ``episode`` return and length (Monitor format, so SB3's logger shows
+    ``ep_rew_mean`` without a VecMonitor), ``seed()``, action checks.
+    """
+
+    def __init__(self, num_envs: int, observation_space: spaces.Space, action_space: spaces.Space, seed: int, device=None):
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        super().__init__(num_envs, observation_space, action_space)
+        self.device = jax.devices()[0] if device is None else jax.devices(device)[0] if isinstance(device, str) else device
+        self._key = jax.random.PRNGKey(seed)
+        # one compiled function each for all envs; jit caches the trace per instance
+        self._reset_jit = jax.jit(self._reset)
+        self._step_jit = jax.jit(self._step)
+        self._carry = None
+        self._actions = None
+        self._episode_return = np.zeros(num_envs, dtype=np.float64)
+        self._episode_length = np.zeros(num_envs, dtype=np.int64)
+
+    # --- for subclasses ---
+    def _reset(self, key):
+        raise NotImplementedError
+
+    def _step(self, carry, actions, key):
+        raise NotImplementedError
+
+    def _extra_infos(self, extras, index: int) -> dict[str, Any]:
+        """What a finished env reports besides its return and length (e.g. achievements)."""
+        return {}
+
+    # --- SB3's VecEnv ---
+    def _next_key(self):
+        self._key, key = jax.random.split(self._key)
+        return key
+
+    def seed(self, seed: int | None = None):
+        if seed is not None:
+            self._key = jax.random.PRNGKey(seed)
+        return [seed] * self.num_envs
+
+    def reset(self):
+        if self._seeds[0] is not None:
+            self.seed(self._seeds[0])
+        self._reset_seeds()
+        with jax.default_device(self.device):
+            self._carry, obs = self._reset_jit(self._next_key())
+        self._episode_return[:] = 0
+        self._episode_length[:] = 0
+        return np.array(obs)  # a writable copy: SB3 writes into observations
+
+    def step_async(self, actions) -> None:
+        actions = np.asarray(actions)
+        expected = (self.num_envs, *self.action_space.shape)
+        if actions.shape != expected:
+            raise ValueError(f"{type(self).__name__}: actions must have shape {expected}, got {actions.shape}")
+        # jax computes in 32 bits unless told otherwise
+        self._actions = jnp.asarray(actions, dtype=jnp.int32 if isinstance(self.action_space, spaces.Discrete) else jnp.float32)
+
+    def step_wait(self):
+        if self._carry is None:
+            raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
+        with jax.default_device(self.device):
+            step = self._step_jit(self._carry, self._actions, self._next_key())
+        self._carry, obs, reward, terminated, truncated, terminal_obs, extras = step
+        obs, reward = np.array(obs), np.array(reward, dtype=np.float32)  # writable, as SB3 needs
+        terminated, truncated = np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool)
+        dones = terminated | truncated
+        self._episode_return += reward
+        self._episode_length += 1
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        finished = np.flatnonzero(dones)
+        if finished.size:
+            terminal_obs = np.asarray(terminal_obs)
+            for i in finished:
+                infos[i] = {
+                    "terminal_observation": terminal_obs[i],
+                    "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
+                    "episode": {"r": float(self._episode_return[i]), "l": int(self._episode_length[i])},
+                    **self._extra_infos(extras, i),
+                }
+            self._episode_return[finished] = 0
+            self._episode_length[finished] = 0
+        return obs, reward, dones, infos
+
+    def close(self) -> None:
+        self._carry = None
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self, attr_name)] * len(self._get_indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        result = getattr(self, method_name)(*method_args, **method_kwargs)
+        return [result] * len(self._get_indices(indices))
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._get_indices(indices))
+
+
+def where_done(done, new, old):
+    """Per env, ``new`` where ``done`` else ``old``, for every leaf of two pytrees of batched arrays."""
+    return jax.tree.map(lambda n, o: jnp.where(done.reshape(done.shape + (1,) * (o.ndim - 1)), n, o), new, old)

@@ -1,0 +1,121 @@
+"""The JAX simulators as SB3 VecEnvs. Each env compiles its step once per test module (slow on CPU)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+pytest.importorskip("craftax")
+pytest.importorskip("brax")
+
+from stable_baselines3 import PPO  # noqa: E402
+
+from sb3_ed import EDPolicy  # noqa: E402
+from sb3_ed.envs import BraxVecEnv, CraftaxVecEnv  # noqa: E402
+
+pytestmark = pytest.mark.medium
+
+
+@pytest.fixture(scope="module")
+def brax_env():
+    return BraxVecEnv("halfcheetah", 3, episode_length=5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def craftax_env():
+    return CraftaxVecEnv(4, max_timesteps=6, seed=0, pool_size=16, refresh=2)
+
+
+def sampled_actions(env, rng):
+    if env.action_space.shape == ():
+        return rng.integers(0, env.action_space.n, env.num_envs)
+    return rng.uniform(-1, 1, (env.num_envs, *env.action_space.shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["brax_env", "craftax_env"])
+def test_shapes_dtypes_and_finished_episodes(name, request):
+    env = request.getfixturevalue(name)
+    obs = env.reset()
+    assert obs.shape == (env.num_envs, *env.observation_space.shape) and obs.dtype == np.float32
+    limit = 5 if name == "brax_env" else 6
+    episodes = 0
+    for t in range(1, 2 * limit + 1):
+        actions = sampled_actions(env, np.random.default_rng(t))
+        new_obs, rewards, dones, infos = env.step(actions)
+        assert new_obs.shape == obs.shape and rewards.shape == (env.num_envs,) and rewards.dtype == np.float32
+        assert dones.dtype == bool and len(infos) == env.num_envs
+        for i, info in enumerate(infos):
+            assert ("episode" in info) == dones[i]  # reported exactly once, when it ends
+            if dones[i]:
+                episodes += 1
+                assert info["episode"]["l"] == limit and info["TimeLimit.truncated"]
+                assert info["terminal_observation"].shape == env.observation_space.shape
+                assert not np.array_equal(info["terminal_observation"], new_obs[i])  # reset to a new start
+        assert dones.all() == (t % limit == 0) and dones.any() == (t % limit == 0)
+    assert episodes == 2 * env.num_envs
+    if name == "craftax_env":
+        assert "collect_wood" in infos[0]["achievements"]
+
+
+def test_brax_restarts_from_the_first_state(brax_env):
+    first = brax_env.reset()
+    for _ in range(5):
+        obs, *_ = brax_env.step(np.zeros((3, 6), np.float32))
+    np.testing.assert_array_equal(obs, first)
+
+
+@pytest.mark.parametrize("name", ["brax_env", "craftax_env"])
+def test_a_seed_fixes_the_trajectory(name, request):
+    env = request.getfixturevalue(name)
+
+    def run(seed):
+        env.seed(seed)
+        rng = np.random.default_rng(0)
+        out = [env.reset()]
+        for _ in range(7):
+            out.append(env.step(sampled_actions(env, rng))[0])
+        return np.stack(out)
+
+    a, b, c = run(1), run(1), run(2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("name", ["brax_env", "craftax_env"])
+def test_ed_ppo_learns_on_it_and_logs_episode_returns(name, request):
+    env = request.getfixturevalue(name)
+    model = PPO(EDPolicy, env, n_steps=16, batch_size=32, n_epochs=1, seed=0)
+    model.learn(96)
+    assert len(model.ep_info_buffer) > 0  # what SB3 logs as rollout/ep_rew_mean
+
+
+def test_bad_input_gives_clear_errors(brax_env):
+    with pytest.raises(ValueError, match="unknown Brax env 'cheetah'; choose from ant, halfcheetah, humanoid"):
+        BraxVecEnv("cheetah", 2)
+    with pytest.raises(ValueError, match="unknown Craftax env"):
+        CraftaxVecEnv(2, env_name="Craftax-Pixels-v9")
+    with pytest.raises(ValueError, match="num_envs must be an integer >= 1"):
+        BraxVecEnv("halfcheetah", 0)
+    brax_env.reset()
+    with pytest.raises(ValueError, match=r"actions must have shape \(3, 6\)"):
+        brax_env.step(np.zeros((3, 5), np.float32))
+
+
+def test_importing_sb3_ed_needs_no_jax_and_a_missing_jax_says_what_to_install():
+    code = "import sb3_ed, sb3_ed.envs, sys; assert 'jax' not in sys.modules, 'jax imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    code = "import sys; sys.modules['jax'] = None; from sb3_ed.envs import BraxVecEnv"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0 and "pip install 'sb3-ed[jax]'" in result.stderr
+
+
+def test_cli_trains_on_a_jax_env_id(tmp_path):
+    from sb3_ed.train import main
+
+    argv = ["--algo", "ed_ppo", "--env", "Brax-HalfCheetah-v0", "-n", "64", "-f", str(tmp_path), "--eval-freq", "-1"]
+    main([*argv, "--env-kwargs", "episode_length:5", "--hyperparams", "n_envs:2", "n_steps:16", "batch_size:32"])
+    run = tmp_path / "ed_ppo" / "Brax-HalfCheetah-v0_1"
+    assert (run / "Brax-HalfCheetah-v0.zip").is_file()
+    assert (run / "monitor.csv").read_text().count("\n") > 2  # finished episodes were logged (VecMonitor)
