@@ -60,18 +60,26 @@ class _InputDifference(torch.autograd.Function):
 
 
 class _DualStream(nn.Module):
-    """What linear and conv Dale layers share: the weight, its init, its floor, the stream signs."""
+    """What linear and conv Dale layers share: the weight, its init, its floor, the stream signs.
+
+    Options of both: ``shared_input`` (the input is one plain tensor fed to both streams: the first
+    layer of a network), ``dale`` (False lifts the non-negativity: the non-Dalean control),
+    ``floor`` (smallest weight, kept after every optimizer step), ``exc_scale`` / ``inh_scale``
+    (init scale of W_pp, W_nn / of W_pn, W_np), ``init`` (``"uniform"`` or ``"abs_normal"``,
+    non-negative, scaled by ``1/sqrt(fan_in)``).
+    """
 
     def __init__(
         self,
         weight_shape: tuple[int, ...],
         fan_in: int,
-        shared_input: bool,
-        dale: bool,
-        floor: float,
-        exc_scale: float,
-        inh_scale: float,
-        init: str,
+        *,
+        shared_input: bool = False,
+        dale: bool = True,
+        floor: float = DEFAULT_FLOOR,
+        exc_scale: float = 1.0,
+        inh_scale: float = 1.0,
+        init: str = "uniform",
     ):
         super().__init__()
         if init not in INITS:
@@ -178,32 +186,12 @@ class _DualStream(nn.Module):
 class DualStreamLinear(_DualStream):
     """Dale linear layer: ``(batch, 2*in_features) -> (batch, 2*out_features)`` pre-activations.
 
-    ``shared_input=True`` takes a plain ``(batch, in_features)`` input and feeds it to both streams
-    (the first layer of a network). ``dale=False`` lifts the non-negativity (the non-Dalean control).
+    With ``shared_input=True`` it takes a plain ``(batch, in_features)`` input. Options: see
+    ``_DualStream``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        shared_input: bool = False,
-        dale: bool = True,
-        floor: float = DEFAULT_FLOOR,
-        exc_scale: float = 1.0,
-        inh_scale: float = 1.0,
-        init: str = "uniform",
-    ):
-        super().__init__(
-            (2 * out_features, 2 * in_features),
-            in_features,
-            shared_input,
-            dale,
-            floor,
-            exc_scale,
-            inh_scale,
-            init,
-        )
+    def __init__(self, in_features: int, out_features: int, **options):
+        super().__init__((2 * out_features, 2 * in_features), in_features, **options)
 
     def _op(self, z, weight):
         return F.linear(z, weight)
@@ -212,7 +200,7 @@ class DualStreamLinear(_DualStream):
 class DualStreamConv2d(_DualStream):
     """Dale conv layer: ``(batch, 2*in_channels, H, W) -> (batch, 2*out_channels, H', W')``.
 
-    Channels ``[:out_channels]`` are the p-stream, the rest the n-stream.
+    Channels ``[:out_channels]`` are the p-stream, the rest the n-stream. Options: see ``_DualStream``.
     """
 
     def __init__(
@@ -223,22 +211,10 @@ class DualStreamConv2d(_DualStream):
         *,
         stride: int = 1,
         padding: int = 0,
-        shared_input: bool = False,
-        dale: bool = True,
-        floor: float = DEFAULT_FLOOR,
-        exc_scale: float = 1.0,
-        inh_scale: float = 1.0,
-        init: str = "uniform",
+        **options,
     ):
         super().__init__(
-            (2 * out_channels, 2 * in_channels, kernel_size, kernel_size),
-            in_channels * kernel_size * kernel_size,
-            shared_input,
-            dale,
-            floor,
-            exc_scale,
-            inh_scale,
-            init,
+            (2 * out_channels, 2 * in_channels, kernel_size, kernel_size), in_channels * kernel_size * kernel_size, **options
         )
         self.stride, self.padding = stride, padding
 
