@@ -16,6 +16,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 import torch
 from torch import nn
 
+from .layers import DEFAULT_FLOOR
 from .network import FeedbackNetwork, dale_mlp, mlp
 
 ACTIVATION_NAMES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Identity: "identity"}
@@ -70,7 +71,7 @@ class FeedbackPolicy(ActorCriticPolicy):
         exc_scale: float = 1.0,
         inh_scale: float = 1.0,
         init: str = "abs_normal",
-        floor: float = 1e-6,
+        floor: float = DEFAULT_FLOOR,
         dale: bool = True,
         output_scale: float = 0.01,
         feedback_seed: int = 0,
