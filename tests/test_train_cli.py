@@ -1,5 +1,6 @@
 import pytest
 import yaml
+from rl_zoo3 import hyperparams_opt
 
 from sb3_ed.train import main
 
@@ -16,11 +17,15 @@ def test_cli_trains_halfcheetah_and_writes_model_and_config(tmp_path):
 
 
 @pytest.mark.medium
-def test_cli_optimizes_ed_hyperparameters_with_optuna(tmp_path, capsys):
-    argv = ["--algo", "ed_ppo", "--env", "CartPole-v1", "-n", "1000", "-f", str(tmp_path), "-optimize", "--n-trials", "2"]
+def test_cli_optimizes_ed_hyperparameters_with_optuna(tmp_path, capsys, monkeypatch):
+    # rl_zoo3's own PPO space can draw rollouts of 32k steps with minibatches of 4: minutes per
+    # trial. Here it is pinned to a cheap point; the Dale parameters are still drawn by our sampler.
+    cheap = {"n_steps": 64, "batch_size": 32, "n_epochs": 1, "learning_rate": 3e-4, "policy_kwargs": {"net_arch": [16]}}
+    monkeypatch.setattr(hyperparams_opt, "sample_ppo_params", lambda trial, *args: {**cheap, "policy_kwargs": dict(cheap["policy_kwargs"])})
+    argv = ["--algo", "ed_ppo", "--env", "CartPole-v1", "-n", "256", "-f", str(tmp_path), "-optimize", "--n-trials", "2"]
     main([*argv, "--n-jobs", "1", "--sampler", "tpe", "--pruner", "median", "--n-evaluations", "1", "--eval-episodes", "2"])
     out = capsys.readouterr().out
-    for name in ("exc_scale", "inh_scale", "floor", "width", "learning_rate"):
+    for name in ("exc_scale", "inh_scale", "output_scale", "floor", "width", "dale_activation"):
         assert f"{name}:" in out
 
 
