@@ -81,7 +81,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     models.center_biases(net, x[probe])
     arch = models.ARCHITECTURES[config.dataset]
     optimizer = torch.optim.SGD(
-        [{"params": p, "lr": config.lr * m, "lr_mult": m} for p, m in zip(models.layer_groups(net), arch.lr_mult)],
+        [{"params": p, "lr": config.lr * m} for p, m in zip(models.layer_groups(net), arch.lr_mult)],
         lr=config.lr,
     )
     center = models.VARIANTS[config.variant]["center"]
@@ -105,8 +105,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         writer = SummaryWriter(str(tensorboard))
 
     for epoch in range(start_epoch, config.epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, epoch) * group["lr_mult"]
+        for group, mult in zip(optimizer.param_groups, arch.lr_mult):
+            group["lr"] = learning_rate(config, epoch) * mult
         started = time.perf_counter()
         order = torch.randperm(len(x)).to(device)
         bar = tqdm(range(0, len(x), config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
