@@ -61,7 +61,7 @@ def table(runs: dict[str, list[dict]]) -> str:
     ]
     for name, results in runs.items():
         acc = np.array([r["final_test_accuracy"] for r in results]) * 100
-        std = acc.std(ddof=1) if len(acc) > 1 else float("nan")
+        std = acc.std(ddof=1) if len(acc) > 1 else 0.0
         if name == "proposed":
             delta, p = "—", "—"
         else:
@@ -70,7 +70,8 @@ def table(runs: dict[str, list[dict]]) -> str:
             p = "n/a" if math.isnan(p_value) else f"{p_value:.2g}"
         wall = np.mean([r["wall_time"] for r in results])
         rule = SIX_VARIANTS[name][0]
-        lines.append(f"| {name} | {rule} | {acc.mean():.2f} ± {std:.2f} | {delta} | {p} | {len(acc)} | {wall:.0f} |")
+        spread = f" ± {std:.2f}" if len(acc) > 1 else ""
+        lines.append(f"| {name} | {rule} | {acc.mean():.2f}{spread} | {delta} | {p} | {len(acc)} | {wall:.0f} |")
     return "\n".join(lines)
 
 
