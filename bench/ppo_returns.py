@@ -6,7 +6,7 @@ evaluation (10 deterministic episodes, every --eval-freq steps). Writes a Markdo
 std, Welch's t-test against ED-PPO) and a learning-curve PNG into --out, and checks the bars:
 ED-PPO >= 0.9 x DaleBP-PPO and >= 1500.
 
-    python bench/ppo_returns.py --out docs/results/ppo_returns      # hours on 2 CPU cores
+    python bench/ppo_returns.py --out docs/results/ppo_returns      # about 1.5 hours on 2 CPU cores
 """
 
 import argparse
