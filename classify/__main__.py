@@ -62,17 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .train import train
 
-        config = Config(
-            dataset=args.command,
-            rule=args.rule,
-            variant=args.variant,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            data_dir=args.data_dir,
-            device=args.device,
-            train_subset=args.train_subset,
-        )
+        config = Config.from_args(args, dataset=args.command)
         out = args.out or Path("runs") / f"{config.dataset}_{config.rule}_{config.variant}"
         seeds = range(args.seeds) if args.seeds else [args.seed]
         for seed in seeds:

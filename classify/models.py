@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from sb3_ed import DualStreamConv2d, DualStreamLinear, FeedbackNetwork, Sigmoid, StreamDifference
+from sb3_ed.diagnostics import dale_layers
 
-# The three innovations; a variant switches some of them off.
-INNOVATIONS = ("layer_widths", "center", "asym_init")
+# The three innovations (layer_widths, center, asym_init); a variant switches some of them off.
 VARIANTS: dict[str, dict[str, bool]] = {
     "proposed": {"layer_widths": True, "center": True, "asym_init": True},
     "seed": {"layer_widths": False, "center": False, "asym_init": False},
@@ -35,7 +35,7 @@ def center_biases(net: FeedbackNetwork, x: torch.Tensor) -> None:
         module.bias -= mean.flatten()
         return a - mean  # what the shifted bias gives, for the layers above
 
-    handles = [m.register_forward_hook(center) for m in net.modules() if isinstance(m, (DualStreamLinear, DualStreamConv2d))]
+    handles = [m.register_forward_hook(center) for m in dale_layers(net).values()]
     try:
         net(x)
     finally:

@@ -32,18 +32,7 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, list[dict]]:
     for name, (rule, variant) in SIX_VARIANTS.items():
         runs[name] = []
         for seed in range(args.seeds):
-            config = Config(
-                dataset=args.dataset,
-                rule=rule,
-                variant=variant,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                seed=seed,
-                data_dir=args.data_dir,
-                device=args.device,
-                train_subset=args.train_subset,
-            )
+            config = Config.from_args(args, rule=rule, variant=variant, seed=seed)
             folder = out / name / f"seed{seed}"
             resume = (folder / "checkpoint.pt").is_file()
             tensorboard = args.tensorboard / name / f"seed{seed}" if args.tensorboard else None

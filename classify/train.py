@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -31,6 +32,12 @@ class Config:
     data_dir: str = "data"
     device: str = "auto"
     train_subset: int = 0  # first N training images only (0: all)
+
+    @classmethod
+    def from_args(cls, args, **fields) -> Config:
+        """A config from parsed CLI arguments (those named like its fields), then ``fields``."""
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+        return cls(**{**given, **fields})
 
 
 def one_vs_all_loss(y: torch.Tensor, labels: torch.Tensor, center: bool) -> torch.Tensor:

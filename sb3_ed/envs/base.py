@@ -62,9 +62,6 @@ class JaxVecEnv(VecEnv):
         return [seed] * self.num_envs
 
     def reset(self):
-        if self._seeds[0] is not None:
-            self.seed(self._seeds[0])
-        self._reset_seeds()
         with jax.default_device(self.device):
             self._carry, obs = self._reset_jit(self._next_key())
         self._episode_return[:] = 0
