@@ -7,6 +7,9 @@ std, Welch's t-test against ED-PPO) and a learning-curve PNG into --out, and che
 ED-PPO >= 0.9 x DaleBP-PPO and >= 1500.
 
     python bench/ppo_returns.py --out docs/results/ppo_returns      # about 1.5 hours on 2 CPU cores
+
+Runs that already finished (their evaluations.npz exists) are read, not repeated, so the
+algorithms can be split over processes (``--algos``) and the table made by one last call.
 """
 
 import argparse
@@ -26,8 +29,9 @@ parser.add_argument("--env", default="HalfCheetah-v5")
 parser.add_argument("--algos", nargs="+", default=["ed_ppo", "dale_bp_ppo", "ppo"])
 parser.add_argument("--seeds", type=int, default=3)
 parser.add_argument("--steps", type=int, default=1_000_000)
-parser.add_argument("--eval-freq", type=int, default=25_000, help="env steps between evaluations")
+parser.add_argument("--eval-freq", type=int, default=50_000, help="env steps between evaluations")
 parser.add_argument("--device", default="auto")
+parser.add_argument("--threads", type=int, default=-1, help="torch threads per run (-1: torch's default)")
 parser.add_argument("--logs", default="runs/ppo_returns", help="rl_zoo3 log folder")
 parser.add_argument("--out", type=Path, default=Path("docs/results/ppo_returns"))
 args = parser.parse_args()
@@ -36,11 +40,14 @@ curves = {}
 for algo in args.algos:
     curves[algo] = []
     for seed in range(args.seeds):
-        folder = Path(args.logs) / algo / f"{args.env}_{seed + 1}"
+        # One rl_zoo3 log folder per seed, so that each run lands in a known <algo>/<env>_1.
+        logs = Path(args.logs) / f"seed{seed}"
+        folder = logs / algo / f"{args.env}_1"
         if not (folder / "evaluations.npz").is_file():
             zoo_train(
-                ["--algo", algo, "--env", args.env, "-n", str(args.steps), "--seed", str(seed), "-f", args.logs,
-                 "--eval-freq", str(args.eval_freq), "--eval-episodes", "10", "--device", args.device, "--exp-id", str(seed + 1)]
+                ["--algo", algo, "--env", args.env, "-n", str(args.steps), "--seed", str(seed), "-f", str(logs),
+                 "--eval-freq", str(args.eval_freq), "--eval-episodes", "10", "--device", args.device,
+                 "--num-threads", str(args.threads)]
             )
         evaluations = np.load(folder / "evaluations.npz")
         curves[algo].append((evaluations["timesteps"], evaluations["results"].mean(axis=1)))
