@@ -1,8 +1,12 @@
 """Env-steps/s of PPO.learn() on HalfCheetah-v5 (8 envs): EDPolicy vs MlpPolicy of the same widths.
 
-Both models use zoo_configs/ed_ppo.yml's HalfCheetah-v5 settings (MlpPolicy with ReLU, the same
-256-256 policy and value networks). They learn in alternating chunks within one process, so that
-both see the same machine state; the first chunk of each is warm-up and not counted.
+A dual-stream layer of width h holds h excitatory and h inhibitory units and 4h^2 weights, so
+the MlpPolicy of the same width has 2h units per layer: the same units, weights and multiply-adds
+per forward pass. EDPolicy's 256-256 policy and value networks (zoo_configs/ed_ppo.yml) are
+compared with a ReLU MlpPolicy of 512-512; the ratio against a 256-256 MlpPolicy (a quarter of
+the weights) is printed as well. All models use the zoo's HalfCheetah-v5 PPO settings and learn
+in alternating chunks within one process, so that they see the same machine state; the first
+chunk of each is warm-up and not counted.
 
     python bench/ppo_throughput.py            # last line: ed/mlp throughput ratio: X.XX
 """
@@ -29,8 +33,11 @@ args = parser.parse_args()
 settings = yaml.safe_load((ZOO_CONFIGS / "ed_ppo.yml").read_text())[args.env]
 n_envs = settings["n_envs"]
 ppo_kwargs = {k: settings[k] for k in ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")}
-net_arch = dict(pi=[256, 256], vf=[256, 256])
-policies = {"ed": (EDPolicy, dict(net_arch=net_arch)), "mlp": ("MlpPolicy", dict(net_arch=net_arch, activation_fn=torch.nn.ReLU))}
+policies = {
+    "ed": (EDPolicy, dict(net_arch=dict(pi=[256, 256], vf=[256, 256]))),
+    "mlp": ("MlpPolicy", dict(net_arch=dict(pi=[512, 512], vf=[512, 512]), activation_fn=torch.nn.ReLU)),
+    "mlp_256": ("MlpPolicy", dict(net_arch=dict(pi=[256, 256], vf=[256, 256]), activation_fn=torch.nn.ReLU)),
+}
 
 models = {}
 for name, (policy, kwargs) in policies.items():
@@ -47,4 +54,5 @@ for i in range(args.chunks + 1):
 steps = {name: args.chunks * chunk / seconds for name, seconds in elapsed.items()}
 for name, rate in steps.items():
     print(f"{name}: {rate:.0f} env-steps/s ({args.chunks} x {chunk} steps, {n_envs} envs, {args.device}, {torch.get_num_threads()} threads)")
+print(f"ed/mlp_256 throughput ratio (a quarter of the weights): {steps['ed'] / steps['mlp_256']:.2f}")
 print(f"ed/mlp throughput ratio: {steps['ed'] / steps['mlp']:.2f}")

@@ -106,6 +106,16 @@ def test_rms_norm_is_per_stream():
         torch.testing.assert_close(stream.pow(2).mean(1), torch.ones(3), rtol=1e-4, atol=1e-4)
 
 
+def test_rms_norm_backward_is_the_exact_gradient():
+    # BP through the norm must stay exact (the DaleBP control): compare with the textbook formula
+    h = torch.randn(4, 2, 5, requires_grad=True)
+    grad = torch.randn(4, 10)
+    StreamRMSNorm(eps=1e-6)(h.view(4, 10)).backward(grad)
+    reference = h.detach().clone().requires_grad_()
+    (reference / reference.pow(2).mean(2, keepdim=True).add(1e-6).sqrt()).view(4, 10).backward(grad)
+    torch.testing.assert_close(h.grad, reference.grad)
+
+
 def test_wrong_input_shape_names_the_expected_layout():
     with pytest.raises(ValueError, match=r"\(batch, 10, \.\.\.\) holding \[x_p \| x_n\]"):
         DualStreamLinear(5, 3)(torch.randn(4, 5))
