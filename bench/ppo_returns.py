@@ -8,7 +8,7 @@ ED-PPO >= 0.9 x DaleBP-PPO and >= 1500.
 
     python bench/ppo_returns.py --out docs/results/ppo_returns      # about 1.5 hours on 2 CPU cores
 
-Runs that already finished (their evaluations.npz exists) are read, not repeated, so the
+Runs that already finished (their final model exists) are read, not repeated, so the
 algorithms can be split over processes (``--algos``) and the table made by one last call.
 """
 
@@ -43,7 +43,8 @@ for algo in args.algos:
         # One rl_zoo3 log folder per seed, so that each run lands in a known <algo>/<env>_1.
         logs = Path(args.logs) / f"seed{seed}"
         folder = logs / algo / f"{args.env}_1"
-        if not (folder / "evaluations.npz").is_file():
+        # evaluations.npz is rewritten at every evaluation; the final model marks a finished run
+        if not (folder / f"{args.env}.zip").is_file():
             zoo_train(
                 ["--algo", algo, "--env", args.env, "-n", str(args.steps), "--seed", str(seed), "-f", str(logs),
                  "--eval-freq", str(args.eval_freq), "--eval-episodes", "10", "--device", args.device,

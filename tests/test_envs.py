@@ -84,6 +84,27 @@ def test_a_seed_fixes_the_trajectory(name, request):
 
 
 @pytest.mark.parametrize("name", ["brax_env", "craftax_env"])
+def test_step_torch_hands_the_same_step_to_torch(name, request):
+    import torch
+
+    env = request.getfixturevalue(name)
+    actions = [sampled_actions(env, np.random.default_rng(t)) for t in range(7)]
+    env.seed(3)
+    env.reset()
+    expected = [env.step(a)[:3] for a in actions]
+    env.seed(3)
+    env.reset()
+    for a, (obs, reward, done) in zip(actions, expected):
+        t_obs, t_reward, terminated, truncated = env.step_torch(torch.from_numpy(a))
+        assert all(isinstance(x, torch.Tensor) for x in (t_obs, t_reward, terminated, truncated))
+        np.testing.assert_array_equal(t_obs.numpy(), obs)
+        np.testing.assert_array_equal(t_reward.numpy(), reward)
+        np.testing.assert_array_equal((terminated | truncated).numpy(), done)
+    with pytest.raises(ValueError, match="actions must have shape"):
+        env.step_torch(torch.zeros(env.num_envs + 1, *env.action_space.shape))
+
+
+@pytest.mark.parametrize("name", ["brax_env", "craftax_env"])
 def test_ed_ppo_learns_on_it_and_logs_episode_returns(name, request):
     env = request.getfixturevalue(name)
     model = PPO(EDPolicy, env, n_steps=16, batch_size=32, n_epochs=1, seed=0)

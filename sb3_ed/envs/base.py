@@ -48,7 +48,8 @@ class JaxVecEnv(VecEnv):
         raise NotImplementedError
 
     def _extra_infos(self, extras, index: int) -> dict[str, Any]:
-        """What a finished env reports besides its return and length (e.g. achievements)."""
+        """What a finished env reports besides its return and length (e.g. achievements);
+        ``extras`` is the step's last output, as numpy arrays."""
         return {}
 
     # --- SB3's VecEnv ---
@@ -68,20 +69,46 @@ class JaxVecEnv(VecEnv):
         self._episode_length[:] = 0
         return np.array(obs)  # a writable copy: SB3 writes into observations
 
-    def step_async(self, actions) -> None:
-        actions = np.asarray(actions)
+    def _check_actions(self, shape) -> None:
         expected = (self.num_envs, *self.action_space.shape)
-        if actions.shape != expected:
-            raise ValueError(f"{type(self).__name__}: actions must have shape {expected}, got {actions.shape}")
-        # jax computes in 32 bits unless told otherwise
-        self._actions = jnp.asarray(actions, dtype=jnp.int32 if isinstance(self.action_space, spaces.Discrete) else jnp.float32)
+        if tuple(shape) != expected:
+            raise ValueError(f"{type(self).__name__}: actions must have shape {expected}, got {tuple(shape)}")
 
-    def step_wait(self):
+    @property
+    def _discrete(self) -> bool:
+        return isinstance(self.action_space, spaces.Discrete)
+
+    def _jit_step(self, actions):
         if self._carry is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         with jax.default_device(self.device):
-            step = self._step_jit(self._carry, self._actions, self._next_key())
-        self._carry, obs, reward, terminated, truncated, terminal_obs, extras = step
+            self._carry, *outputs = self._step_jit(self._carry, actions, self._next_key())
+        return outputs
+
+    def step_async(self, actions) -> None:
+        actions = np.asarray(actions)
+        self._check_actions(actions.shape)
+        # jax computes in 32 bits unless told otherwise
+        self._actions = jnp.asarray(actions, dtype=jnp.int32 if self._discrete else jnp.float32)
+
+    def step_torch(self, actions):
+        """One step for a torch training loop that keeps its data on the device.
+
+        ``actions`` is a torch tensor; ``(obs, reward, terminated, truncated)`` come back as torch
+        tensors sharing the JAX buffers through DLPack: on a GPU nothing crosses to the host.
+        Finished envs are reset as in :meth:`step`, but no infos and no episode statistics are
+        kept (they would need the host). SB3's own algorithms use :meth:`step`: their rollout
+        buffers are numpy.
+        """
+        import torch
+
+        self._check_actions(actions.shape)
+        actions = actions.detach().to(torch.int32 if self._discrete else torch.float32).contiguous()
+        obs, reward, terminated, truncated, _, _ = self._jit_step(jnp.from_dlpack(actions))
+        return tuple(torch.from_dlpack(x) for x in (obs, reward, terminated, truncated))
+
+    def step_wait(self):
+        obs, reward, terminated, truncated, terminal_obs, extras = self._jit_step(self._actions)
         obs, reward = np.array(obs), np.array(reward, dtype=np.float32)  # writable, as SB3 needs
         terminated, truncated = np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool)
         dones = terminated | truncated
@@ -90,7 +117,8 @@ class JaxVecEnv(VecEnv):
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         finished = np.flatnonzero(dones)
         if finished.size:
-            terminal_obs = np.asarray(terminal_obs)
+            # one transfer each, not one per finished env and field
+            terminal_obs, extras = np.asarray(terminal_obs), jax.device_get(extras)
             for i in finished:
                 infos[i] = {
                     "terminal_observation": terminal_obs[i],

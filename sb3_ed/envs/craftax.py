@@ -75,4 +75,4 @@ class CraftaxVecEnv(JaxVecEnv):
         return (next_state, pool, take, fill), next_obs, reward, done & ~truncated, truncated, obs, achievements
 
     def _extra_infos(self, extras, index):
-        return {"achievements": {name: float(np.asarray(value)[index]) for name, value in extras.items()}}
+        return {"achievements": {name: float(value[index]) for name, value in extras.items()}}
