@@ -2,7 +2,8 @@
 vmapped env step without resets, for Craftax-Symbolic-v1 and Brax halfcheetah.
 
 The two run in alternating blocks within one process; compile time (the first call) is reported
-apart. The raw step gets its random actions on the device; the VecEnv gets them from numpy and
+apart. The raw step returns the observations and rewards it computed (were they dropped, XLA would
+skip computing them, and the baseline would not be an env step). It gets its random actions on the device; the VecEnv gets them from numpy and
 returns numpy observations, rewards, dones and infos, as SB3 uses it.
 
     python bench/env_throughput.py --num-envs 256     # last line: vecenv/raw throughput ratio (worst): X.XX
@@ -42,8 +43,8 @@ def craftax_raw():
     def step(state, key):
         k_act, k_step = jax.random.split(key)
         actions = jax.random.randint(k_act, (n,), 0, env.action_space(params).n)
-        _, state, reward, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(k_step, n), state, actions, params)
-        return state, reward
+        obs, state, reward, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(jax.random.split(k_step, n), state, actions, params)
+        return state, (obs, reward)
 
     return step, state
 
@@ -56,7 +57,7 @@ def brax_raw():
     def step(state, key):
         actions = jax.random.uniform(key, (n, env.action_size), minval=-1, maxval=1)
         state = jax.vmap(env.step)(state, actions)
-        return state, state.reward
+        return state, (state.obs, state.reward)
 
     return step, state
 
@@ -64,8 +65,8 @@ def brax_raw():
 def run_raw(step, carry, key, steps):
     for _ in range(steps):
         key, sub = jax.random.split(key)
-        carry, reward = step(carry, sub)
-        reward.block_until_ready()
+        carry, out = step(carry, sub)
+        jax.block_until_ready(out)
     return carry, key
 
 
