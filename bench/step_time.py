@@ -4,11 +4,12 @@ A step is forward + backward + SGD step + the Dale clamp (the optimizer hook). T
 interleaved in one process so that both see the same machine state; the median of many steps is
 reported.
 
-By default glibc's malloc is told to keep freed memory (``--malloc keep``): otherwise it hands the
-16 MB weight-gradient buffers back to the OS at every ``zero_grad`` and the next step's matmuls
-page-fault them in again, a cost of the allocator that is the same for both rules and hides the
-difference between them. This is what PyTorch's CPU tuning guide gets by swapping in jemalloc or
-tcmalloc; ``--malloc default`` measures glibc's default behaviour. Peak memory is measured in a fresh child process per rule: the growth of its peak
+By default glibc's malloc is told to keep freed memory (``--malloc keep``); otherwise it can hand
+the 16 MB weight-gradient buffers back to the OS at every ``zero_grad``, and the next step's
+matmuls page-fault them in again. That cost belongs to the allocator, and both rules pay it. It is
+what PyTorch's CPU tuning guide avoids by swapping in jemalloc or tcmalloc. On a loaded machine it
+moved the ratio by several hundredths; on an idle 2-core one, ``--malloc default`` (glibc's own
+behaviour) measured within 0.01 of it. Peak memory is measured in a fresh child process per rule: the growth of its peak
 resident set over building the model and a few steps (the CPU allocator keeps no statistics).
 
     python bench/step_time.py            # last line: ed/bp step time ratio: X.XX
