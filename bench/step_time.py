@@ -2,21 +2,13 @@
 
 A step is forward + backward + SGD step + the Dale clamp (the optimizer hook). The two rules run
 interleaved in one process so that both see the same machine state; the median of many steps is
-reported.
-
-By default glibc's malloc is told to keep freed memory (``--malloc keep``); otherwise it can hand
-the 16 MB weight-gradient buffers back to the OS at every ``zero_grad``, and the next step's
-matmuls page-fault them in again. That cost belongs to the allocator, and both rules pay it. It is
-what PyTorch's CPU tuning guide avoids by swapping in jemalloc or tcmalloc. On a loaded machine it
-moved the ratio by several hundredths; on an idle 2-core one, ``--malloc default`` (glibc's own
-behaviour) measured within 0.01 of it. Peak memory is measured in a fresh child process per rule: the growth of its peak
+reported. Peak memory is measured in a fresh child process per rule: the growth of its peak
 resident set over building the model and a few steps (the CPU allocator keeps no statistics).
 
     python bench/step_time.py            # last line: ed/bp step time ratio: X.XX
 """
 
 import argparse
-import ctypes
 import multiprocessing as mp
 import statistics
 import time
@@ -31,19 +23,8 @@ parser.add_argument("--steps", type=int, default=60, help="timed steps per rule"
 parser.add_argument("--warmup", type=int, default=5, help="untimed steps per rule first")
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-parser.add_argument("--malloc", choices=("keep", "default"), default="keep", help="glibc malloc: keep freed memory, or its defaults")
 args = parser.parse_args()
 RULES = ("ed", "bp")
-
-
-def setup():
-    torch.set_num_threads(args.threads)
-    if args.malloc == "keep":
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        # largest mmap threshold glibc accepts (32 MiB); never trim the heap
-        if not (libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)):
-            raise SystemExit("mallopt failed: run with --malloc default")
 
 
 def make(rule):
@@ -64,7 +45,7 @@ def rss_kib(field):
 
 
 def peak_rss_growth(rule, queue):
-    setup()
+    torch.set_num_threads(args.threads)
     x, t = torch.rand(args.batch_size, 784), torch.rand(args.batch_size, 10)
     with open("/proc/self/clear_refs", "w") as clear_refs:
         clear_refs.write("5")  # resets the peak (VmHWM) to the current resident set: import peaks don't count
@@ -76,7 +57,7 @@ def peak_rss_growth(rule, queue):
 
 
 if __name__ == "__main__":
-    setup()
+    torch.set_num_threads(args.threads)
     x, t = torch.rand(args.batch_size, 784), torch.rand(args.batch_size, 10)
     models = {rule: make(rule) for rule in RULES}
     times = {rule: [] for rule in RULES}
@@ -97,5 +78,5 @@ if __name__ == "__main__":
         median = statistics.median(times[rule])
         print(f"{rule}: median step {median * 1e3:.2f} ms over {args.steps} steps, peak memory +{peak:.0f} MiB")
     ratio = statistics.median(times["ed"]) / statistics.median(times["bp"])
-    print(f"threads: {args.threads}, batch: {args.batch_size}, malloc: {args.malloc}")
+    print(f"threads: {args.threads}, batch: {args.batch_size}")
     print(f"ed/bp step time ratio: {ratio:.2f}")
