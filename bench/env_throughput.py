@@ -3,8 +3,9 @@ vmapped env step without resets, for Craftax-Symbolic-v1 and Brax halfcheetah.
 
 The two run in alternating blocks within one process; compile time (the first call) is reported
 apart. The raw step returns the observations and rewards it computed (were they dropped, XLA would
-skip computing them, and the baseline would not be an env step). It gets its random actions on the device; the VecEnv gets them from numpy and
-returns numpy observations, rewards, dones and infos, as SB3 uses it.
+skip computing them, and the baseline would not be an env step). It gets its random actions on the
+device; the VecEnv gets them from numpy and returns numpy observations, rewards, dones and infos,
+as SB3 uses it.
 
     python bench/env_throughput.py --num-envs 256     # last line: vecenv/raw throughput ratio (worst): X.XX
 """

@@ -12,6 +12,7 @@ or, in about 70 minutes, two processes of one thread each, then the table from t
 
     python bench/ppo_returns.py --algos ed_ppo --threads 1 &
     python bench/ppo_returns.py --algos dale_bp_ppo ppo --threads 1
+    wait
     python bench/ppo_returns.py --out docs/results/ppo_returns
 
 Runs that already finished (their final model exists) are read, not repeated, so the

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -100,8 +101,6 @@ class JaxVecEnv(VecEnv):
         kept (they would need the host). SB3's own algorithms use :meth:`step`: their rollout
         buffers are numpy.
         """
-        import torch
-
         self._check_actions(actions.shape)
         actions = actions.detach().to(torch.int32 if self._discrete else torch.float32).contiguous()
         obs, reward, terminated, truncated, _, _ = self._jit_step(jnp.from_dlpack(actions))
