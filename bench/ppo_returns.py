@@ -8,10 +8,10 @@ ED-PPO >= 0.9 x DaleBP-PPO and >= 1500.
 
     python bench/ppo_returns.py --out docs/results/ppo_returns      # about 1.5 hours on 2 CPU cores
 
-or, in about 70 minutes, two processes of one thread each, then the table from the finished runs:
+or, in about 45 minutes, two processes of one thread each, then the table from the finished runs:
 
-    python bench/ppo_returns.py --algos ed_ppo --threads 1 &
-    python bench/ppo_returns.py --algos dale_bp_ppo ppo --threads 1
+    python bench/ppo_returns.py --algos ed_ppo ppo --threads 1 &
+    python bench/ppo_returns.py --algos dale_bp_ppo --threads 1
     wait
     python bench/ppo_returns.py --out docs/results/ppo_returns
 
