@@ -69,6 +69,21 @@ def test_weights_stay_above_floor_through_learn_and_after_load(tmp_path):
     assert all((w >= 1e-4).all() for w in dale_weights(loaded.policy))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy, DaleBPPolicy])
+def test_learns_and_reloads_on_cuda(policy, tmp_path):
+    model = PPO(policy, "Pendulum-v1", n_steps=64, batch_size=32, n_epochs=2, learning_rate=0.05, device="cuda", seed=0)
+    model.learn(256)
+    tensors = [*model.policy.parameters(), *model.policy.buffers()]
+    assert all(t.device.type == "cuda" for t in tensors)
+    assert all((w >= w.dale_floor).all() for w in dale_weights(model.policy))
+    model.save(tmp_path / "model")
+    obs = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    for device in ("cuda", "cpu"):
+        loaded = PPO.load(tmp_path / "model", device=device)
+        np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0], rtol=1e-5, atol=1e-6)
+
+
 def test_non_dalean_variant_is_a_policy_kwarg():
     model = PPO(EDPolicy, "CartPole-v1", n_steps=64, batch_size=64, learning_rate=0.05, seed=0, policy_kwargs={"dale": False})
     model.learn(512)
