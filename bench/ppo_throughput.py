@@ -15,14 +15,12 @@ import argparse
 import time
 
 import torch
-import yaml
-from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_ed import EDPolicy
-from sb3_ed.train import ZOO_CONFIGS
+from sb3_ed.train import zoo_ppo_settings
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--env", default="HalfCheetah-v5")
@@ -31,11 +29,7 @@ parser.add_argument("--rollouts-per-chunk", type=int, default=2)
 parser.add_argument("--device", default="cpu")
 args = parser.parse_args()
 
-settings = yaml.safe_load((ZOO_CONFIGS / "ed_ppo.yml").read_text())[args.env]
-n_envs = settings["n_envs"]
-ppo_kwargs = {k: settings[k] for k in ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")}
-# rl_zoo3's own reading of "lin_3e-4"-style schedules, so the bench trains exactly as the zoo does
-ppo_kwargs = ExperimentManager._preprocess_schedules(ppo_kwargs)
+n_envs, ppo_kwargs = zoo_ppo_settings("ed_ppo", args.env)
 policies = {
     "ed": (EDPolicy, dict(net_arch=dict(pi=[256, 256], vf=[256, 256]))),
     "mlp": ("MlpPolicy", dict(net_arch=dict(pi=[512, 512], vf=[512, 512]), activation_fn=torch.nn.ReLU)),

@@ -29,6 +29,15 @@ from .envs import JAX_ENV_IDS, make_jax_vec_env
 
 ZOO_CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs"
 ED_ALGOS = {"ed_ppo": PPO, "dfa_ppo": PPO, "dale_bp_ppo": PPO}
+PPO_KEYS = ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")
+
+
+def zoo_ppo_settings(algo: str, env_id: str) -> tuple[int, dict[str, Any]]:
+    """``(n_envs, PPO keyword arguments)`` of one entry of ``zoo_configs/<algo>.yml``, for scripts
+    that build ``PPO`` themselves. Schedules such as ``lin_3e-4`` are read by rl_zoo3's own parser,
+    so such a script trains as the zoo does."""
+    settings = yaml.safe_load((ZOO_CONFIGS / f"{algo}.yml").read_text())[env_id]
+    return settings["n_envs"], ExperimentManager._preprocess_schedules({k: settings[k] for k in PPO_KEYS})
 
 
 def sample_feedback_ppo_params(trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
