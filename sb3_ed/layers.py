@@ -235,7 +235,8 @@ class Sigmoid(nn.Module):
         self.width = width
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(a / self.width)
+        # width 1 is the common case: skip a pass over the activity forward and backward
+        return torch.sigmoid(a if self.width == 1 else a / self.width)
 
     def extra_repr(self) -> str:
         return f"width={self.width}"

@@ -31,6 +31,10 @@ class LearningRule(nn.Module):
         """The gradient handed to hidden feedback point ``index`` (activity of ``shape``)."""
         raise NotImplementedError
 
+    def hidden_errors(self, e: torch.Tensor, shapes: Sequence[torch.Size | None]) -> list[torch.Tensor | None]:
+        """The gradients for all feedback points of one backward (``None`` where ``shapes`` has ``None``)."""
+        return [None if shape is None else self.hidden_error(e, shape, i) for i, shape in enumerate(shapes)]
+
     def check_error(self, e: torch.Tensor) -> None:
         if e.dim() != 2:
             raise ValueError(f"{self.name}: the network output must be (batch, d), got {tuple(e.shape)}")
@@ -58,10 +62,8 @@ class _DeliverError(torch.autograd.Function):
     @staticmethod
     def backward(ctx, e: torch.Tensor):
         ctx.rule.check_error(e)
-        errors = [
-            ctx.rule.hidden_error(e, shape, i) if ctx.needs_input_grad[2 + i] else None
-            for i, shape in enumerate(ctx.shapes)
-        ]
+        shapes = [shape if ctx.needs_input_grad[2 + i] else None for i, shape in enumerate(ctx.shapes)]
+        errors = ctx.rule.hidden_errors(e, shapes)
         if ctx.rule.track_errors:
             ctx.rule.error_magnitudes = [err.abs().mean().item() for err in errors if err is not None]
         return (None, e, *errors)

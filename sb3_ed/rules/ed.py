@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from .base import LearningRule
+
+
+def _spread(error: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """A (batch, channels) error broadcast over the positions of an activity of ``shape``."""
+    return error.view(*error.shape, *([1] * (len(shape) - 2))).expand(shape)
 
 
 class ED(LearningRule):
@@ -21,5 +28,12 @@ class ED(LearningRule):
     def hidden_error(self, e: torch.Tensor, shape: torch.Size, index: int) -> torch.Tensor:
         units = shape[1] // 2
         routed = e.repeat(1, -(-units // e.shape[1]))[:, :units]  # column j is e[:, j mod d]
-        signed = torch.cat([routed, -routed], dim=1)
-        return signed.view(*signed.shape, *([1] * (len(shape) - 2))).expand(shape)
+        return _spread(torch.cat([routed, -routed], dim=1), shape)
+
+    def hidden_errors(self, e: torch.Tensor, shapes: Sequence[torch.Size | None]) -> list[torch.Tensor | None]:
+        # The error depends on a layer's channel count alone: layers of one width share one tensor.
+        by_width = {}
+        for i, shape in enumerate(shapes):
+            if shape is not None and shape[1] not in by_width:
+                by_width[shape[1]] = self.hidden_error(e, shape[:2], i)
+        return [None if shape is None else _spread(by_width[shape[1]], shape) for shape in shapes]
