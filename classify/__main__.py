@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sb3_ed import retain_freed_memory
 from sb3_ed.rules import RULES
 
 from . import data
@@ -54,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    retain_freed_memory()
     try:
         if args.command == "report":
             from .report import report

@@ -1,5 +1,6 @@
 """sb3-ed: Dale dual-stream networks trained by Error Diffusion (ED) or Direct Feedback Alignment (DFA)."""
 
+from .allocator import retain_freed_memory
 from .layers import (
     DEFAULT_FLOOR,
     DualStreamConv2d,
@@ -49,5 +50,6 @@ __all__ = [
     "dale_mlp",
     "make_rule",
     "mlp",
+    "retain_freed_memory",
     "split_streams",
 ]

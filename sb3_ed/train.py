@@ -25,6 +25,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from . import policies  # noqa: F401  (registers the policy names with PPO)
+from .allocator import retain_freed_memory
 from .envs import JAX_ENV_IDS, make_jax_vec_env
 
 ZOO_CONFIGS = Path(__file__).resolve().parent.parent / "zoo_configs"
@@ -113,6 +114,7 @@ def check_env(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    retain_freed_memory()
     register()
     argv = list(sys.argv[1:] if argv is None else argv)
     check_env(argv)
