@@ -67,10 +67,11 @@ def streams_of(layer, x):
 
 
 @pytest.mark.parametrize("out_features", [3, 1])
-def test_ed_updates_of_an_mlp_equal_the_ed_formula(out_features):
+# hidden layers of one width share one routed-error tensor; sigmoid width 1 skips its division
+@pytest.mark.parametrize("hidden, widths", [([7, 6], [2.0, 0.5, 1.5]), ([7, 7, 7], [1.0, 2.0, 1.0, 0.5])])
+def test_ed_updates_of_an_mlp_equal_the_ed_formula(out_features, hidden, widths):
     torch.manual_seed(0)
-    widths = [2.0, 0.5, 1.5]
-    net = dale_mlp(5, [7, 6], out_features, rule="ed", output_activation="sigmoid", widths=widths)
+    net = dale_mlp(5, hidden, out_features, rule="ed", output_activation="sigmoid", widths=widths)
     x, t = torch.rand(4, 5), torch.rand(4, out_features)
     y = net(x)
     (0.5 * (y - t).pow(2).sum()).backward()
