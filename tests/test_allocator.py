@@ -35,4 +35,3 @@ def test_retained_memory_is_reused_without_page_faults():
     assert page_faults("default") > one_step
     # retained, the ten steps fault in less than one step's gradients (measured: 0 to 3,907 pages)
     assert page_faults("retain") < one_step
-
