@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
         seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1, one after another")
         sub.add_argument("--out", type=Path, help="output folder; each seed writes results.json and checkpoint.pt into OUT/seed<k> (default: runs/<dataset>_<rule>_<variant>)")
         sub.add_argument("--resume", action="store_true", help="continue each seed from its checkpoint in OUT")
-    report = commands.add_parser("report", parents=[common], help="all six variants over seeds: table and plots", description="Run the six variants (proposed, dfa, seed, no-center, sym-init, uniform-width) over seeds and write report.md and PNG plots.")
+    report = commands.add_parser("report", parents=[common], help="the six variants and BP over seeds: table and plots", description="Run the six variants (proposed, dfa, seed, no-center, sym-init, uniform-width) and BP on the proposed network over seeds and write report.md and PNG plots.")
     report.add_argument("dataset", choices=DATASETS)
     report.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 for each variant (default: %(default)s)")
     report.add_argument("--out", type=Path, help="report folder; finished runs in it are reused (default: runs/report_<dataset>)")

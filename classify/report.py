@@ -1,4 +1,5 @@
-"""The reproduction report: six variants over seeds, a Markdown table with Welch's t-tests, plots."""
+"""The reproduction report: the paper's six variants and BP over seeds, a Markdown table with Welch's
+t-tests, plots."""
 
 from __future__ import annotations
 
@@ -16,20 +17,22 @@ from scipy import stats  # noqa: E402
 
 from .train import Config, train  # noqa: E402
 
-# name -> (rule, variant): proposed ED, DFA on the same network, seed ED, the three single ablations
-SIX_VARIANTS = {
+# name -> (rule, variant): proposed ED, DFA on the same network, seed ED, the three single ablations,
+# and exact backprop through the same network (the control)
+REPORT_ENTRIES = {
     "proposed": ("ed", "proposed"),
     "dfa": ("dfa", "proposed"),
     "seed": ("ed", "seed"),
     "no-center": ("ed", "no-center"),
     "sym-init": ("ed", "sym-init"),
     "uniform-width": ("ed", "uniform-width"),
+    "bp": ("bp", "proposed"),
 }
 
 
 def run_all(args: argparse.Namespace, out: Path) -> dict[str, list[dict]]:
     runs = {}
-    for name, (rule, variant) in SIX_VARIANTS.items():
+    for name, (rule, variant) in REPORT_ENTRIES.items():
         runs[name] = []
         for seed in range(args.seeds):
             config = Config.from_args(args, rule=rule, variant=variant, seed=seed)
@@ -58,7 +61,7 @@ def table(runs: dict[str, list[dict]]) -> str:
             p_value = stats.ttest_ind(acc, base, equal_var=False).pvalue if len(acc) > 1 and len(base) > 1 else math.nan
             p = "n/a" if math.isnan(p_value) else f"{p_value:.2g}"
         wall = np.mean([r["wall_time"] for r in results])
-        rule = SIX_VARIANTS[name][0]
+        rule = REPORT_ENTRIES[name][0]
         spread = f" ± {std:.2f}" if len(acc) > 1 else ""
         lines.append(f"| {name} | {rule} | {acc.mean():.2f}{spread} | {delta} | {p} | {len(acc)} | {wall:.0f} |")
     return "\n".join(lines)
@@ -93,6 +96,26 @@ def plot_bars(runs, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_alignment(runs, path: Path) -> None:
+    """Cosine of each rule's hidden error with backprop's dL/dh, per hidden layer, over training, for
+    the entries that share the proposed network (the rules compared on one network)."""
+    same_net = {n: r for n, r in runs.items() if REPORT_ENTRIES[n][1] == "proposed" and all("alignment_to_bp" in h for x in r for h in x["history"])}
+    layers = sorted({k for r in same_net.values() for x in r for h in x["history"] for k in h["alignment_to_bp"]})
+    fig, axes = plt.subplots(1, max(1, len(layers)), figsize=(4.5 * max(1, len(layers)), 4), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        for name, results in same_net.items():
+            cos = np.array([[h["alignment_to_bp"][layer] for h in r["history"]] for r in results])
+            epochs = np.arange(1, cos.shape[1] + 1)
+            ax.plot(epochs, cos.mean(0), label=f"{name} ({REPORT_ENTRIES[name][0]})")
+            ax.fill_between(epochs, cos.min(0), cos.max(0), alpha=0.2)
+        ax.set(xlabel="epoch", ylabel="cosine(hidden error, BP's dL/dh)", title=layer, ylim=(-0.1, 1.05))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_weights(runs, path: Path, variant: str = "proposed") -> None:
     finals = [r["history"][-1]["weights"] for r in runs[variant]]
     layers = list(finals[0])
@@ -115,12 +138,13 @@ def report(args: argparse.Namespace) -> None:
     out = args.out or Path("runs") / f"report_{args.dataset}"
     out.mkdir(parents=True, exist_ok=True)
     runs = run_all(args, out)
-    for name, draw in (("accuracy_curves.png", plot_curves), ("ablation_bars.png", plot_bars), ("weights.png", plot_weights)):
+    plots = (("accuracy_curves.png", plot_curves), ("ablation_bars.png", plot_bars), ("weights.png", plot_weights), ("alignment.png", plot_alignment))
+    for name, draw in plots:
         draw(runs, out / name)
     config = runs["proposed"][0]["config"]
     text = "\n".join(
         [
-            f"# {args.dataset}: the six variants over {args.seeds} seed(s)",
+            f"# {args.dataset}: the six variants and BP over {args.seeds} seed(s)",
             "",
             f"Command: `python -m classify report {args.dataset} --seeds {args.seeds} --epochs {args.epochs} "
             f"--batch-size {args.batch_size} --lr {args.lr}"
@@ -132,6 +156,8 @@ def report(args: argparse.Namespace) -> None:
             "Welch's t-test of each variant's final test accuracies against proposed ED's.",
             "",
             "![accuracy curves](accuracy_curves.png) ![ablations](ablation_bars.png) ![weights](weights.png)",
+            "",
+            "![alignment of the hidden errors with backprop](alignment.png)",
             "",
             f"Configuration (per run): `{json.dumps({k: v for k, v in config.items() if k not in ('seed', 'rule', 'variant')})}`",
         ]

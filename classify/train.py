@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sb3_ed.diagnostics import surrogate_gradients, weight_stats
+from sb3_ed.diagnostics import hidden_error_alignment, surrogate_gradients, weight_stats
 
 from . import data, models
 
@@ -131,12 +131,16 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             seen += len(batch)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         net.eval()
+        def probe_loss():
+            return one_vs_all_loss(net(x[probe]), y[probe], center)
+
         record = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / seen,
             "train_accuracy": correct / seen,
             "test_accuracy": accuracy(net, x_test, y_test),
-            "surrogate_gradient": surrogate_gradients(net, lambda: one_vs_all_loss(net(x[probe]), y[probe], center)),
+            "surrogate_gradient": surrogate_gradients(net, probe_loss),
+            "alignment_to_bp": hidden_error_alignment(net, probe_loss),
             "weights": weight_stats(net),
         }
         wall += time.perf_counter() - started
@@ -177,8 +181,9 @@ def log_scalars(writer, record: dict) -> None:
     step = record["epoch"]
     for key in ("train_loss", "train_accuracy", "test_accuracy"):
         writer.add_scalar(key, record[key], step)
-    for layer, value in record["surrogate_gradient"].items():
-        writer.add_scalar(f"surrogate_gradient/{layer}", value, step)
+    for key in ("surrogate_gradient", "alignment_to_bp"):
+        for layer, value in record[key].items():
+            writer.add_scalar(f"{key}/{layer}", value, step)
     for layer, stats in record["weights"].items():
         for key, value in stats.items():
             writer.add_scalar(f"{key}/{layer}", value, step)

@@ -1,4 +1,5 @@
-"""Per-layer diagnostics of Dale networks: E/I balance, weights at the floor, surrogate gradients."""
+"""Per-layer diagnostics of Dale networks: E/I balance, weights at the floor, surrogate gradients,
+and how well a rule's hidden errors align with backprop's."""
 
 from __future__ import annotations
 
@@ -60,3 +61,51 @@ def surrogate_gradients(module: nn.Module, loss_fn: Callable[[], torch.Tensor]) 
         for p, grad in saved:
             p.grad = grad
     return {name: seen.get(name, 0.0) for name in layers}
+
+
+def hidden_error_alignment(net: nn.Module, loss_fn: Callable[[], torch.Tensor]) -> dict[str, float]:
+    """Per hidden block ``l`` of a :class:`~sb3_ed.network.FeedbackNetwork`: the cosine between the
+    error its rule hands to the block's output ``h_l`` and the exact backprop gradient ``dL/dh_l``,
+    over all units and samples of one ``loss_fn()`` (1 under ``bp``). Keys ``hidden.<l>``.
+
+    The rule is swapped for :class:`~sb3_ed.rules.BP` for the second pass and put back; parameter
+    gradients are restored afterwards, so this can run between training steps.
+    """
+    from .rules import BP
+
+    def errors() -> dict[int, torch.Tensor]:
+        seen: dict[int, torch.Tensor] = {}
+
+        def keep(index):
+            def hook(_module, _inputs, output):
+                if output.requires_grad:
+                    output.register_hook(lambda g: seen.__setitem__(index, g.detach().flatten()))
+
+            return hook
+
+        handles = [block.register_forward_hook(keep(i)) for i, block in enumerate(net.hidden)]
+        try:
+            loss_fn().backward()
+        finally:
+            for h in handles:
+                h.remove()
+        return seen
+
+    saved = [(p, p.grad) for p in net.parameters()]
+    rule = net.rule
+    try:
+        for p, _ in saved:
+            p.grad = None
+        from_rule = errors()
+        net.rule = BP()
+        for p, _ in saved:
+            p.grad = None
+        from_bp = errors()
+    finally:
+        net.rule = rule
+        for p, grad in saved:
+            p.grad = grad
+    return {
+        f"hidden.{i}": torch.nn.functional.cosine_similarity(from_rule[i], from_bp[i], dim=0).item()
+        for i in sorted(from_rule.keys() & from_bp.keys())
+    }

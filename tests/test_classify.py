@@ -5,7 +5,7 @@ import torch
 
 from classify import data, models
 from classify.__main__ import main
-from classify.report import SIX_VARIANTS
+from classify.report import REPORT_ENTRIES
 from classify.train import Config, one_vs_all_loss, train
 from sb3_ed import DualStreamConv2d, DualStreamLinear, Sigmoid
 from sb3_ed.diagnostics import weight_stats
@@ -127,6 +127,6 @@ def test_report_writes_table_and_plots(mnist_root, tmp_path):
     assert main(argv) == 0
     text = (out / "report.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(("| variant", "| ---"))]
-    assert [row.split("|")[1].strip() for row in rows] == list(SIX_VARIANTS)
-    for png in ("accuracy_curves.png", "ablation_bars.png", "weights.png"):
+    assert [row.split("|")[1].strip() for row in rows] == list(REPORT_ENTRIES)
+    for png in ("accuracy_curves.png", "ablation_bars.png", "weights.png", "alignment.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
