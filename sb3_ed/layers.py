@@ -15,10 +15,12 @@ one matmul (or one conv) on the stored non-negative weight, with no signed copy 
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 DEFAULT_FLOOR = 1e-6
@@ -59,15 +61,14 @@ class _InputDifference(torch.autograd.Function):
         return out
 
 
-class _DualStream(nn.Module):
-    """What linear and conv Dale layers share: the weight, its init, its floor, the stream signs.
+# Every live Dale layer. The optimizer hook below clamps the weight each of them holds *now*, so the
+# floor survives anything that swaps a layer's Parameter object (load_state_dict(assign=True),
+# to_empty() after building on the meta device, plain attribute assignment, swap_tensors).
+_DALE_LAYERS: weakref.WeakSet = weakref.WeakSet()
 
-    Options of both: ``shared_input`` (the input is one plain tensor fed to both streams: the first
-    layer of a network), ``dale`` (False lifts the non-negativity: the non-Dalean control),
-    ``floor`` (smallest weight, kept after every optimizer step), ``exc_scale`` / ``inh_scale``
-    (init scale of W_pp, W_nn / of W_pn, W_np), ``init`` (``"uniform"`` or ``"abs_normal"``,
-    non-negative, scaled by ``1/sqrt(fan_in)``).
-    """
+
+class _DualStream(nn.Module):
+    """What linear and conv Dale layers share: the weight, its init, its floor, the stream signs."""
 
     def __init__(
         self,
@@ -91,30 +92,29 @@ class _DualStream(nn.Module):
         self.shared_input = shared_input
         self.dale = dale
         self.floor = floor
+        self.fan_in, self.exc_scale, self.inh_scale, self.init = fan_in, exc_scale, inh_scale, init
         self.weight = nn.Parameter(torch.empty(weight_shape))
         self.bias = nn.Parameter(torch.zeros(out2))
-        signs = torch.ones(2, dtype=torch.float32)
-        signs[1] = -1
-        self.register_buffer("in_sign", signs.repeat_interleave(self.in_features), persistent=False)
-        self.register_buffer("out_sign", signs.repeat_interleave(self.out_features), persistent=False)
-        self.reset_parameters(fan_in, exc_scale, inh_scale, init)
-        self._mark_dale()
-        # A checkpoint written by hand (or by another library) may hold weights below the floor.
-        self.register_load_state_dict_post_hook(lambda module, _: module.clamp_())
+        self._signs: dict = {}
+        _DALE_LAYERS.add(self)
+        self.reset_parameters()
 
-    def reset_parameters(self, fan_in: int, exc_scale: float, inh_scale: float, init: str) -> None:
-        """Non-negative init scaled by ``1/sqrt(fan_in)``; W_pp, W_nn by ``exc_scale``, W_pn, W_np by ``inh_scale``."""
-        bound = 1.0 / math.sqrt(fan_in)
+    def reset_parameters(self) -> None:
+        """Non-negative init scaled by ``1/sqrt(fan_in)``; W_pp, W_nn times ``exc_scale``, W_pn, W_np
+        times ``inh_scale``; zero biases. Takes no arguments, as PyTorch's meta-device recipe
+        (``to_empty()``, then ``reset_parameters()``) expects."""
+        bound = 1.0 / math.sqrt(self.fan_in)
         with torch.no_grad():
-            if init == "uniform":
+            if self.init == "uniform":
                 self.weight.uniform_(0.0, bound)
             else:
                 self.weight.normal_(0.0, bound).abs_()
             blocks = self.sub_matrices()
             for name in ("W_pp", "W_nn"):
-                blocks[name].mul_(exc_scale)
+                blocks[name].mul_(self.exc_scale)
             for name in ("W_pn", "W_np"):
-                blocks[name].mul_(inh_scale)
+                blocks[name].mul_(self.inh_scale)
+            self.bias.zero_()
         self.clamp_()
 
     def sub_matrices(self, tensor: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -138,18 +138,39 @@ class _DualStream(nn.Module):
         return self.bias[self.out_features :]
 
     def clamp_(self) -> None:
+        """Raises every weight below the floor to it (nothing when ``dale=False``)."""
         if self.dale:
+            if parametrize.is_parametrized(self, "weight"):
+                raise TypeError(
+                    f"{type(self).__name__}: its weight is parametrized (torch.nn.utils.parametrize), so the "
+                    f"Dale floor cannot be kept on it; remove the parametrization or use dale=False"
+                )
             with torch.no_grad():
                 self.weight.clamp_(min=self.floor)
 
-    def _mark_dale(self) -> None:
-        # The optimizer hook below finds the weights to clamp by this mark.
-        self.weight.dale_floor = self.floor if self.dale else None
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        # A checkpoint written by hand (or by another library) may hold weights below the floor.
+        self.clamp_()
+
+    def __getstate__(self):
+        # the sign vectors are a per-device cache, made again on first use
+        return {**super().__getstate__(), "_signs": {}}
 
     def __setstate__(self, state):
-        # copy.deepcopy rebuilds parameters without their Python attributes: mark again.
+        # copy.deepcopy and pickle make the layer without __init__: register it for the floor
         super().__setstate__(state)
-        self._mark_dale()
+        _DALE_LAYERS.add(self)
+
+    def _sign_vectors(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(in_sign, out_sign)``: +1 on the p-stream's channels, -1 on the n-stream's, on the device
+        and dtype of ``like``. Made on first use there (not buffers: a layer built on the meta device
+        and loaded with ``assign=True`` would keep meta buffers)."""
+        key = (like.device, like.dtype)
+        if key not in self._signs:
+            signs = torch.tensor([1.0, -1.0], device=like.device, dtype=like.dtype)
+            self._signs[key] = (signs.repeat_interleave(self.in_features), signs.repeat_interleave(self.out_features))
+        return self._signs[key]
 
     def _check_input(self, x: torch.Tensor) -> None:
         channels = self.in_features * (1 if self.shared_input else 2)
@@ -169,12 +190,13 @@ class _DualStream(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-activations ``[a_p | a_n]``."""
         self._check_input(x)
+        in_sign, out_sign = self._sign_vectors(x)
         if self.shared_input:
             # x_p = x_n = x: (W_.p - W_.n) x is half the work of the fused product on [x | -x].
             u = self._op(x, _InputDifference.apply(self.weight))
         else:
-            u = self._op(x * self._broadcast(self.in_sign, x), self.weight)
-        return torch.addcmul(self._broadcast(self.bias, u), u, self._broadcast(self.out_sign, u))
+            u = self._op(x * self._broadcast(in_sign, x), self.weight)
+        return torch.addcmul(self._broadcast(self.bias, u), u, self._broadcast(out_sign, u))
 
     def extra_repr(self) -> str:
         return (
@@ -183,24 +205,75 @@ class _DualStream(nn.Module):
         )
 
 
-class DualStreamLinear(_DualStream):
-    """Dale linear layer: ``(batch, 2*in_features) -> (batch, 2*out_features)`` pre-activations.
+_OPTIONS_DOC = """
+    :param shared_input: the input is one plain tensor fed to both streams (``x_p = x_n = x``): the
+        first layer of a network. Default False: the input is dual-stream ``[x_p | x_n]``.
+    :param dale: keep the four matrices non-negative (>= ``floor`` after every optimizer step and
+        every ``load_state_dict``). False gives the non-Dalean control: same network, signs free.
+    :param floor: the smallest weight, >= 0 (default ``DEFAULT_FLOOR`` = 1e-6).
+    :param exc_scale: init scale of the same-stream blocks ``W_pp``, ``W_nn`` (default 1.0).
+    :param inh_scale: init scale of the cross-stream blocks ``W_pn``, ``W_np`` (default 1.0).
+    :param init: ``"uniform"`` (U(0, 1/sqrt(fan_in)), the default) or ``"abs_normal"``
+        (|N(0, 1/fan_in)|): non-negative, then times the scales above.
+    :raises ValueError: an unknown ``init``, or ``floor < 0`` with ``dale=True``; in ``forward``, an
+        input whose channel count does not fit ``shared_input``.
+    :raises TypeError: the weight was parametrized (``torch.nn.utils.parametrize``): the floor cannot
+        be kept on it.
+"""
 
-    With ``shared_input=True`` it takes a plain ``(batch, in_features)`` input. Options: see
-    ``_DualStream``.
+
+class DualStreamLinear(_DualStream):
+    """Dale linear layer (the paper's dual-stream layer, eq. ``a_p = W_pp x_p - W_pn x_n + b_p``,
+    ``a_n = W_nn x_n - W_np x_p + b_n``).
+
+    Input ``(batch, 2 * in_features)`` holding ``[x_p | x_n]`` (``(batch, in_features)`` with
+    ``shared_input=True``); output the pre-activations ``(batch, 2 * out_features)``, ``[a_p | a_n]``.
+    ``weight`` is ``(2 * out_features, 2 * in_features)``, the blocks ``[[W_pp, W_pn], [W_np, W_nn]]``;
+    ``bias`` is ``[b_p | b_n]``.
+
+    :param in_features: units per stream of the input (the plain input's size with ``shared_input``)
+    :param out_features: units per stream of the output
     """
 
-    def __init__(self, in_features: int, out_features: int, **options):
-        super().__init__((2 * out_features, 2 * in_features), in_features, **options)
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        shared_input: bool = False,
+        dale: bool = True,
+        floor: float = DEFAULT_FLOOR,
+        exc_scale: float = 1.0,
+        inh_scale: float = 1.0,
+        init: str = "uniform",
+    ):
+        super().__init__(
+            (2 * out_features, 2 * in_features),
+            in_features,
+            shared_input=shared_input,
+            dale=dale,
+            floor=floor,
+            exc_scale=exc_scale,
+            inh_scale=inh_scale,
+            init=init,
+        )
 
     def _op(self, z, weight):
         return F.linear(z, weight)
 
 
 class DualStreamConv2d(_DualStream):
-    """Dale conv layer: ``(batch, 2*in_channels, H, W) -> (batch, 2*out_channels, H', W')``.
+    """Dale 2-d convolution: the dual-stream layer with each product a convolution.
 
-    Channels ``[:out_channels]`` are the p-stream, the rest the n-stream. Options: see ``_DualStream``.
+    Input ``(batch, 2 * in_channels, H, W)`` (channels ``[:in_channels]`` the p-stream; ``(batch,
+    in_channels, H, W)`` with ``shared_input=True``); output ``(batch, 2 * out_channels, H', W')``.
+    ``weight`` is ``(2 * out_channels, 2 * in_channels, k, k)``; fan-in ``in_channels * k * k``.
+
+    :param in_channels: channels per stream of the input
+    :param out_channels: channels per stream of the output
+    :param kernel_size: square kernel size ``k``
+    :param stride: as in ``torch.nn.Conv2d`` (default 1)
+    :param padding: zero padding on each side, as in ``torch.nn.Conv2d`` (default 0)
     """
 
     def __init__(
@@ -211,10 +284,22 @@ class DualStreamConv2d(_DualStream):
         *,
         stride: int = 1,
         padding: int = 0,
-        **options,
+        shared_input: bool = False,
+        dale: bool = True,
+        floor: float = DEFAULT_FLOOR,
+        exc_scale: float = 1.0,
+        inh_scale: float = 1.0,
+        init: str = "uniform",
     ):
         super().__init__(
-            (2 * out_channels, 2 * in_channels, kernel_size, kernel_size), in_channels * kernel_size * kernel_size, **options
+            (2 * out_channels, 2 * in_channels, kernel_size, kernel_size),
+            in_channels * kernel_size * kernel_size,
+            shared_input=shared_input,
+            dale=dale,
+            floor=floor,
+            exc_scale=exc_scale,
+            inh_scale=inh_scale,
+            init=init,
         )
         self.stride, self.padding = stride, padding
 
@@ -223,6 +308,10 @@ class DualStreamConv2d(_DualStream):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, kernel_size={self.weight.shape[-1]}, stride={self.stride}, padding={self.padding}"
+
+
+DualStreamLinear.__doc__ += _OPTIONS_DOC
+DualStreamConv2d.__doc__ += _OPTIONS_DOC
 
 
 class Sigmoid(nn.Module):
@@ -264,17 +353,22 @@ class StreamDifference(nn.Module):
 
 
 def clamp_dale_weights(optimizer: torch.optim.Optimizer, *_args) -> None:
-    """Clamps every Dale weight that ``optimizer`` trains to its floor.
+    """Clamps to its floor the weight of every Dale layer whose current weight ``optimizer`` trains.
 
-    Registered for every optimizer at import, so user loops (and SB3's ``train()``) keep the
-    constraint without doing anything.
+    Registered as a post-step hook of every optimizer at import, so user loops (and SB3's
+    ``train()``) keep the constraint without doing anything. The layers are the authority, not the
+    Parameter objects: a weight swapped in by ``load_state_dict(assign=True)``, ``to_empty()`` or
+    assignment is clamped as soon as an optimizer trains it.
     """
-    with torch.no_grad():
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                floor = getattr(p, "dale_floor", None)
-                if floor is not None:
-                    p.clamp_(min=floor)
+    layers = [m for m in list(_DALE_LAYERS) if m.dale]
+    if not layers:
+        return
+    trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    for layer in layers:
+        # a parametrized weight's Parameter is its original: clamp_ refuses it with a clear error
+        weight = layer.parametrizations.weight.original if parametrize.is_parametrized(layer, "weight") else layer.weight
+        if id(weight) in trained:
+            layer.clamp_()
 
 
 register_optimizer_step_post_hook(clamp_dale_weights)

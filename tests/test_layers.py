@@ -1,4 +1,5 @@
 import copy
+import pickle
 
 import pytest
 import torch
@@ -83,12 +84,101 @@ def test_without_dale_the_same_steps_go_negative():
     assert any((m.weight < 0).any() for m in net.modules() if isinstance(m, DualStreamLinear))
 
 
-def test_deepcopy_and_dtype_change_keep_the_floor():
-    layer = copy.deepcopy(DualStreamLinear(4, 4, floor=0.01)).double()
-    opt = torch.optim.SGD(layer.parameters(), lr=100.0)
-    layer(torch.randn(8, 8, dtype=torch.float64)).sum().backward()
+def one_step_down(module):
+    """One SGD step of lr 1 with a gradient of ones on every parameter: every weight falls by 1."""
+    opt = torch.optim.SGD(module.parameters(), lr=1.0)
+    for p in module.parameters():
+        p.grad = torch.ones_like(p)
     opt.step()
-    assert layer.weight.min().item() == pytest.approx(0.01)
+
+
+def swap_by_assign(layer):
+    layer.load_state_dict({k: v.clone() for k, v in layer.state_dict().items()}, assign=True)
+
+
+def swap_by_attribute(layer):
+    layer.weight = torch.nn.Parameter(layer.weight.detach().clone())
+
+
+def swap_by_conversion(layer):
+    # torch's opt-in conversion path swaps the tensors inside the Parameter objects
+    torch.__future__.set_swap_module_params_on_conversion(True)
+    try:
+        layer.double()
+    finally:
+        torch.__future__.set_swap_module_params_on_conversion(False)
+
+
+@pytest.mark.parametrize(
+    "swap",
+    [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m)), lambda m: m.double(), swap_by_assign, swap_by_attribute, swap_by_conversion],
+    ids=["deepcopy", "pickle", "double", "load_state_dict_assign", "attribute", "swap_tensors"],
+)
+def test_every_way_of_replacing_the_weight_keeps_the_floor(swap):
+    layer = DualStreamLinear(4, 4, floor=0.01)
+    layer = swap(layer) or layer
+    one_step_down(layer)
+    assert layer.weight.min().item() == pytest.approx(0.01)  # without the floor: about -0.99
+
+
+def test_a_net_built_on_the_meta_device_loads_with_assign_and_keeps_the_floor():
+    source = dale_mlp(4, [8], 2, rule="ed")
+    with torch.device("meta"):
+        net = dale_mlp(4, [8], 2, rule="ed")
+    net.load_state_dict(source.state_dict(), assign=True)
+    x = torch.rand(3, 4)
+    torch.testing.assert_close(net(x), source(x), rtol=0, atol=0)
+    one_step_down(net)
+    assert all(m.weight.min().item() == pytest.approx(m.floor) for m in net.modules() if isinstance(m, DualStreamLinear))
+
+
+def test_a_net_built_on_the_meta_device_materialises_with_to_empty_and_reset_parameters():
+    with torch.device("meta"):
+        net = dale_mlp(4, [200], 50, rule="ed", exc_scale=3.0)
+    net.to_empty(device="cpu")
+    for m in net.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()  # PyTorch's recipe: no arguments
+    layers = [m for m in net.modules() if isinstance(m, DualStreamLinear)]
+    assert all((m.weight >= m.floor).all() and (m.bias == 0).all() for m in layers)
+    W = layers[1].sub_matrices()
+    assert (W["W_pp"].mean() / W["W_pn"].mean()).item() == pytest.approx(3.0, rel=0.05)  # the init scales survive
+    assert torch.isfinite(net(torch.rand(3, 4))).all()
+    one_step_down(net)
+    assert all(m.weight.min().item() == pytest.approx(m.floor) for m in layers)
+
+
+def test_a_parametrized_weight_is_refused_not_left_unclamped():
+    from torch.nn.utils import parametrize
+
+    class Identity(torch.nn.Module):
+        def forward(self, w):
+            return w
+
+    layer = DualStreamLinear(3, 2)
+    parametrize.register_parametrization(layer, "weight", Identity())
+    with pytest.raises(TypeError, match="parametrized"):
+        one_step_down(layer)
+
+
+@pytest.mark.parametrize("rule", ["ed", "dfa", "bp"])
+@pytest.mark.parametrize("copier", ["pickle", "torch.save", "deepcopy"])
+def test_networks_pickle_deepcopy_and_round_trip(rule, copier, tmp_path):
+    torch.manual_seed(0)
+    net = dale_mlp(4, [8, 8], 2, rule=rule, **({"seed": 5} if rule == "dfa" else {}))
+    x = torch.rand(3, 4)
+    net(x).sum().backward()  # DFA makes its feedback matrices on first use: they must travel too
+    if copier == "pickle":
+        copied = pickle.loads(pickle.dumps(net))
+    elif copier == "torch.save":
+        torch.save(net, tmp_path / "net.pt")
+        copied = torch.load(tmp_path / "net.pt", weights_only=False)
+    else:
+        copied = copy.deepcopy(net)
+    torch.testing.assert_close(copied(x), net(x), rtol=0, atol=0)
+    assert copied.rule.state_dict().keys() == net.rule.state_dict().keys()
+    one_step_down(copied)
+    assert all(m.weight.min().item() == pytest.approx(m.floor) for m in copied.modules() if isinstance(m, DualStreamLinear))
 
 
 def test_loading_weights_below_floor_clamps_them():

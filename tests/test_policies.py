@@ -1,3 +1,5 @@
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -56,6 +58,25 @@ def test_save_load_gives_identical_actions_and_feedback(policy, tmp_path):
         assert "B_0" in loaded.policy.mlp_extractor.policy_net.rule.state_dict()
 
 
+@pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy, DaleBPPolicy])
+def test_policies_pickle_and_deepcopy_like_sb3_policies(policy, tmp_path):
+    model = PPO(policy, "Pendulum-v1", n_steps=64, batch_size=32, n_epochs=1, seed=0)
+    fresh_copy = copy.deepcopy(model.policy)  # SB3's own policies deepcopy before training only
+    model.learn(64)
+    torch.save(model.policy, tmp_path / "policy.pt")
+    loaded = torch.load(tmp_path / "policy.pt", weights_only=False)
+    obs = torch.randn(8, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(obs, deterministic=True)[0], model.policy(obs, deterministic=True)[0], rtol=0, atol=0)
+    assert type(fresh_copy) is policy
+    # the unpickled policy's optimizer still keeps the floor
+    for p in loaded.parameters():
+        p.grad = torch.full_like(p, 1e3)
+    loaded.optimizer = torch.optim.SGD(loaded.parameters(), lr=1.0)
+    loaded.optimizer.step()
+    assert all((m.weight >= m.floor).all() for m in loaded.modules() if isinstance(m, DualStreamLinear) and m.dale)
+
+
 def test_weights_stay_above_floor_through_learn_and_after_load(tmp_path):
     model = PPO(EDPolicy, "CartPole-v1", n_steps=64, batch_size=64, learning_rate=0.05, seed=0, policy_kwargs={"floor": 1e-4})
     model.learn(512)
@@ -76,7 +97,7 @@ def test_learns_and_reloads_on_cuda(policy, tmp_path):
     model.learn(256)
     tensors = [*model.policy.parameters(), *model.policy.buffers()]
     assert all(t.device.type == "cuda" for t in tensors)
-    assert all((w >= w.dale_floor).all() for w in dale_weights(model.policy))
+    assert all((m.weight >= m.floor).all() for m in model.policy.modules() if isinstance(m, DualStreamLinear))
     model.save(tmp_path / "model")
     obs = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
     for device in ("cuda", "cpu"):
