@@ -1,6 +1,6 @@
 """How far one PPO update moves the policy: the logged approx_kl of the first updates on HalfCheetah-v5.
 
-The PPO settings of zoo_configs/ed_ppo.yml (8 envs, n_steps 256, batch 256, 10 epochs), with
+The PPO settings of sb3_ed/zoo_configs/ed_ppo.yml (8 envs, n_steps 256, batch 256, 10 epochs), with
 VecNormalize and 256-256 networks, at a few constant learning rates, for each policy. Prints one line per policy and
 learning rate with the approx_kl of each update.
 
@@ -15,7 +15,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_ed.train import zoo_ppo_settings  # also registers the policies by name with PPO
+from sb3_ed.zoo import zoo_ppo_settings  # also registers the policies by name with PPO
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--policies", nargs="+", default=["EDPolicy", "DaleBPPolicy", "MlpPolicy"])

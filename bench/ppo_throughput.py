@@ -2,7 +2,7 @@
 
 A dual-stream layer of width h holds h excitatory and h inhibitory units and 4h^2 weights, so
 the MlpPolicy of the same width has 2h units per layer: the same units, weights and multiply-adds
-per forward pass. EDPolicy's 256-256 policy and value networks (zoo_configs/ed_ppo.yml) are
+per forward pass. EDPolicy's 256-256 policy and value networks (sb3_ed/zoo_configs/ed_ppo.yml) are
 compared with a ReLU MlpPolicy of 512-512; the ratio against a 256-256 MlpPolicy (a quarter of
 the weights) is printed as well. All models use the zoo's HalfCheetah-v5 PPO settings and learn
 in alternating chunks within one process, so that they see the same machine state; the first
@@ -20,7 +20,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_ed import EDPolicy
-from sb3_ed.train import zoo_ppo_settings
+from sb3_ed.zoo import zoo_ppo_settings
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--env", default="HalfCheetah-v5")

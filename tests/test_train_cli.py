@@ -5,6 +5,52 @@ from rl_zoo3 import hyperparams_opt
 from sb3_ed.train import main
 
 
+def saved_config(folder, algo, env_id):
+    return dict(yaml.unsafe_load((folder / algo / f"{env_id}_1" / env_id / "config.yml").read_text()))
+
+
+TINY = ["-n", "64", "--eval-freq", "-1", "--hyperparams", "n_envs:1", "n_steps:32", "batch_size:32", "n_epochs:1"]
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        ["--algo=ed_ppo", "--env=CartPole-v1"],
+        ["--al", "ed_ppo", "--env", "CartPole-v1"],  # a unique prefix, as argparse allows
+        ["--env", "CartPole-v1", "--algo", "ed_ppo"],
+    ],
+    ids=["equals", "prefix", "reordered"],
+)
+def test_every_form_argparse_accepts_trains_the_named_algo_on_its_zoo_settings(form, tmp_path):
+    main([*form, "-f", str(tmp_path), *TINY])
+    config = saved_config(tmp_path, "ed_ppo", "CartPole-v1")
+    # the package's ed_ppo entry for CartPole-v1 (not rl_zoo3's ppo settings with MlpPolicy)
+    assert config["policy"] == "EDPolicy" and config["gae_lambda"] == 0.8
+
+
+@pytest.mark.parametrize("flag", ["--conf-file={}", "--conf={}", "-conf {}"], ids=["equals", "prefix", "short"])
+def test_a_users_conf_file_is_read_in_every_form(flag, tmp_path):
+    mine = tmp_path / "mine.yml"
+    mine.write_text("CartPole-v1:\n  policy: 'DaleBPPolicy'\n  n_timesteps: 64\n  gamma: 0.5\n  policy_kwargs: 'dict(net_arch=[8])'\n")
+    main(["--algo", "ed_ppo", "--env", "CartPole-v1", *flag.format(mine).split(), "-f", str(tmp_path), *TINY])
+    config = saved_config(tmp_path, "ed_ppo", "CartPole-v1")
+    assert config["policy"] == "DaleBPPolicy" and config["gamma"] == 0.5
+
+
+def cheap_ppo_space(monkeypatch):
+    # rl_zoo3's own PPO space can draw rollouts of 32k steps with minibatches of 4: minutes per
+    # trial. Here it is pinned to a cheap point; the Dale parameters are still drawn by our sampler.
+    cheap = {"n_steps": 64, "batch_size": 32, "n_epochs": 1, "learning_rate": 3e-4, "policy_kwargs": {"net_arch": [16]}}
+
+    def sample(trial, *args):
+        # the trial records rl_zoo3's PPO parameters, as the real sampler would
+        for name, value in {"one_minus_gamma": 0.02, "one_minus_gae_lambda": 0.05, "net_arch": "tiny", "activation_fn": "tanh"}.items():
+            trial.suggest_categorical(name, [value])
+        return {**cheap, "policy_kwargs": dict(cheap["policy_kwargs"])}
+
+    monkeypatch.setattr(hyperparams_opt, "sample_ppo_params", sample)
+
+
 @pytest.mark.medium
 def test_cli_trains_halfcheetah_and_writes_model_and_config(tmp_path):
     argv = ["--algo", "ed_ppo", "--env", "HalfCheetah-v5", "-n", "2048", "-f", str(tmp_path), "--seed", "3"]
@@ -17,16 +63,30 @@ def test_cli_trains_halfcheetah_and_writes_model_and_config(tmp_path):
 
 
 @pytest.mark.medium
-def test_cli_optimizes_ed_hyperparameters_with_optuna(tmp_path, capsys, monkeypatch):
-    # rl_zoo3's own PPO space can draw rollouts of 32k steps with minibatches of 4: minutes per
-    # trial. Here it is pinned to a cheap point; the Dale parameters are still drawn by our sampler.
-    cheap = {"n_steps": 64, "batch_size": 32, "n_epochs": 1, "learning_rate": 3e-4, "policy_kwargs": {"net_arch": [16]}}
-    monkeypatch.setattr(hyperparams_opt, "sample_ppo_params", lambda trial, *args: {**cheap, "policy_kwargs": dict(cheap["policy_kwargs"])})
-    argv = ["--algo", "ed_ppo", "--env", "CartPole-v1", "-n", "256", "-f", str(tmp_path), "-optimize", "--n-trials", "2"]
+def test_cli_optimizes_ed_hyperparameters_with_optuna_and_trains_a_stored_trial(tmp_path, capsys, monkeypatch):
+    cheap_ppo_space(monkeypatch)
+    study = ["--storage", f"sqlite:///{tmp_path / 's.db'}", "--study-name", "s1"]
+    argv = ["--algo", "ed_ppo", "--env", "CartPole-v1", "-n", "256", "-f", str(tmp_path / "opt"), "-optimize", "--n-trials", "2", *study]
     main([*argv, "--n-jobs", "1", "--sampler", "tpe", "--pruner", "median", "--n-evaluations", "1", "--eval-episodes", "2"])
     out = capsys.readouterr().out
     for name in ("exc_scale", "inh_scale", "output_scale", "floor", "width", "dale_activation"):
         assert f"{name}:" in out
+    import optuna
+
+    trials = optuna.load_study(study_name="s1", storage=study[1]).trials
+    # trial 0 too: rl_zoo3 itself skips a trial id of 0 and trains on the defaults
+    for trial_id in (0, 1):
+        folder = tmp_path / f"trial{trial_id}"
+        main(["--algo", "ed_ppo", "--env", "CartPole-v1", *study, "--trial-id", str(trial_id), "-f", str(folder), *TINY])
+        kwargs = saved_config(folder, "ed_ppo", "CartPole-v1")["policy_kwargs"]
+        params = trials[trial_id].params
+        assert kwargs["exc_scale"] == params["exc_scale"] and kwargs["widths"] == params["width"]
+        assert kwargs["activation_fn"] == params["dale_activation"]
+
+
+def test_a_trial_id_without_its_study_or_out_of_range_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="--trial-id needs --storage and --study-name"):
+        main(["--algo", "ed_ppo", "--env", "CartPole-v1", "--trial-id", "0"])
 
 
 def test_unknown_env_is_one_line_listing_the_valid_ones():
@@ -41,4 +101,4 @@ def test_unknown_algo_lists_the_valid_ones(capsys):
     with pytest.raises(SystemExit):
         main(["--algo", "ed_ppq", "--env", "CartPole-v1"])
     err = capsys.readouterr().err
-    assert "invalid choice: 'ed_ppq'" in err and "'ed_ppo', 'dfa_ppo', 'dale_bp_ppo'" in err
+    assert "invalid choice: 'ed_ppq'" in err and "'ed_ppo', 'ed_ppo_nondale', 'dfa_ppo', 'dale_bp_ppo'" in err

@@ -1,0 +1,269 @@
+"""rl_zoo3 with the package's algorithms: the glue behind ``python -m sb3_ed.train`` and its siblings.
+
+rl_zoo3's own tools do the work (its trainer, Optuna search, ``enjoy``, ``record_video``); this
+module adds the algorithms to its tables (:func:`register`), gives each algorithm its zoo settings
+from the package's ``zoo_configs/`` (:func:`zoo_config`), builds the JAX simulators' VecEnvs where
+``gym.make`` cannot, and checks the parsed arguments before a tool runs (:func:`run_tool`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import importlib
+import importlib.resources
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import yaml
+from rl_zoo3 import hyperparams_opt, utils as zoo_utils
+from rl_zoo3.exp_manager import ExperimentManager
+from rl_zoo3.utils import ALGOS
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+
+from . import policies  # noqa: F401  (registers the policy names with PPO)
+from .envs import JAX_ENV_IDS, make_jax_vec_env
+
+# algo id -> SB3 class; each is PPO with the policy its zoo config names
+ED_ALGOS = {"ed_ppo": PPO, "ed_ppo_nondale": PPO, "dfa_ppo": PPO, "dale_bp_ppo": PPO}
+PPO_KEYS = ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")
+# Optuna parameter of the Dale networks' search space -> the policy keyword it sets
+DALE_TRIAL_PARAMS = {
+    "dale_activation": "activation_fn",
+    "width": "widths",
+    "exc_scale": "exc_scale",
+    "inh_scale": "inh_scale",
+    "output_scale": "output_scale",
+    "floor": "floor",
+}
+
+
+def zoo_config(algo: str) -> Path | None:
+    """The package's RL Zoo settings file of ``algo`` (``sb3_ed/zoo_configs/<algo>.yml``, shipped as
+    package data), or None where it has none."""
+    path = Path(str(importlib.resources.files(__package__) / "zoo_configs" / f"{algo}.yml"))
+    return path if path.is_file() else None
+
+
+def zoo_ppo_settings(algo: str, env_id: str) -> tuple[int, dict[str, Any]]:
+    """``(n_envs, PPO keyword arguments)`` of one entry of the package's zoo config of ``algo``, for
+    scripts that build ``PPO`` themselves. Schedules such as ``lin_3e-4`` are read by rl_zoo3's own
+    parser, so such a script trains as the zoo does.
+
+    :raises KeyError: ``algo`` has no zoo config, or it has no entry for ``env_id``
+    """
+    path = zoo_config(algo)
+    if path is None:
+        raise KeyError(f"no zoo config for algo {algo!r}")
+    settings = yaml.safe_load(path.read_text())[env_id]
+    return settings["n_envs"], ExperimentManager._preprocess_schedules({k: settings[k] for k in PPO_KEYS if k in settings})
+
+
+def sample_feedback_ppo_params(trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """rl_zoo3's PPO search space (learning rate included) plus the Dale networks' own: activation
+    (relu or sigmoid) and sigmoid width, E/I init scales, output-layer init scale, floor."""
+    hyperparams = hyperparams_opt.sample_ppo_params(trial, n_actions, n_envs, additional_args)
+    sampled = {
+        "dale_activation": trial.suggest_categorical("dale_activation", ["relu", "sigmoid"]),
+        "width": trial.suggest_float("width", 0.25, 4.0, log=True),
+        "exc_scale": trial.suggest_float("exc_scale", 0.1, 3.0, log=True),
+        "inh_scale": trial.suggest_float("inh_scale", 0.1, 3.0, log=True),
+        "output_scale": trial.suggest_float("output_scale", 1e-3, 1.0, log=True),
+        "floor": trial.suggest_float("floor", 1e-8, 1e-3, log=True),
+    }
+    hyperparams["policy_kwargs"].update({DALE_TRIAL_PARAMS[k]: v for k, v in sampled.items()})
+    return hyperparams
+
+
+def convert_feedback_ppo_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A stored trial's parameters (``--trial-id``) as hyperparameters: rl_zoo3's PPO conversion,
+    with the Dale networks' parameters moved into ``policy_kwargs``, as the sampler sets them."""
+    params = dict(params)
+    dale = {DALE_TRIAL_PARAMS[k]: params.pop(k) for k in list(params) if k in DALE_TRIAL_PARAMS}
+    hyperparams = hyperparams_opt.convert_onpolicy_params(params)
+    hyperparams["policy_kwargs"].update(dale)
+    return hyperparams
+
+
+class ZooExperimentManager(ExperimentManager):
+    """rl_zoo3's ExperimentManager. For the ids of JAX simulators it builds their VecEnv (all envs in
+    one jitted step) instead of ``n_envs`` gymnasium envs, then wraps it as rl_zoo3 would; and it
+    applies ``--trial-id 0`` (rl_zoo3 skips a trial id of 0, silently training on the defaults)."""
+
+    def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
+        if self.env_name.gym_id not in JAX_ENV_IDS:
+            return super().create_envs(n_envs, eval_env, no_log)
+        env_kwargs = self.eval_env_kwargs if eval_env else self.env_kwargs
+        env = make_jax_vec_env(self.env_name.gym_id, n_envs, seed=self.seed or 0, **(env_kwargs or {}))
+        env = VecMonitor(env, None if eval_env or no_log else self.save_path)
+        if self.vec_env_wrapper is not None:
+            env = self.vec_env_wrapper(env)
+        return self._maybe_normalize(env, eval_env)
+
+    def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self.trial_id != 0:
+            return super().read_hyperparameters()
+        # rl_zoo3 applies a trial only where `self.trial_id` is truthy: stand in for trial 0
+        self.trial_id = True
+        try:
+            return super().read_hyperparameters()
+        finally:
+            self.trial_id = 0
+
+    def load_trial(self, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> dict[str, Any]:
+        trial_id = 0 if trial_id is True else trial_id
+        try:
+            return super().load_trial(storage, study_name, trial_id, convert)
+        except IndexError:
+            sys.exit(f"error: --trial-id {trial_id}: study {study_name!r} in {storage} has fewer trials")
+        except KeyError as err:
+            sys.exit(f"error: --trial-id {trial_id}: {err} (is study {study_name!r} in {storage}?)")
+
+
+def register() -> None:
+    """Adds the package's algorithms to rl_zoo3's tables, samplers and converters, and its
+    experiment manager to the trainer (idempotent)."""
+    import rl_zoo3
+    import rl_zoo3.train
+
+    rl_zoo3.train.ExperimentManager = ZooExperimentManager
+    # enjoy binds the package's name at import, record_video the utils module's when run
+    for module in (rl_zoo3, zoo_utils, sys.modules.get("rl_zoo3.enjoy")):
+        if module is not None:
+            module.create_test_env = make_test_env
+    ALGOS.update(ED_ALGOS)
+    for algo in ED_ALGOS:
+        # DFA's single-stream networks have none of the Dale parameters: PPO's own space
+        dale = algo != "dfa_ppo"
+        hyperparams_opt.HYPERPARAMS_SAMPLER[algo] = sample_feedback_ppo_params if dale else hyperparams_opt.sample_ppo_params
+        hyperparams_opt.HYPERPARAMS_CONVERTER[algo] = convert_feedback_ppo_params if dale else hyperparams_opt.convert_onpolicy_params
+
+
+def make_test_env(env_id, n_envs: int = 1, **kwargs) -> VecEnv:
+    """rl_zoo3's ``create_test_env`` (used by enjoy and record_video), which also builds the JAX
+    simulators' ids: their VecEnv stands in for ``make_vec_env``'s gymnasium envs, the rest
+    (VecNormalize statistics, frame stacking, wrappers) is rl_zoo3's."""
+    gym_id = getattr(env_id, "gym_id", env_id)
+    if gym_id not in JAX_ENV_IDS:
+        return _CREATE_TEST_ENV(env_id, n_envs, **kwargs)
+
+    def jax_vec_env(_make_env, n_envs, monitor_dir=None, seed=0, env_kwargs=None, **_ignored):
+        options = {k: v for k, v in (env_kwargs or {}).items() if k != "render_mode"}
+        return VecMonitor(make_jax_vec_env(gym_id, n_envs, seed=seed or 0, **options), monitor_dir)
+
+    original, zoo_utils.make_vec_env = zoo_utils.make_vec_env, jax_vec_env
+    try:
+        return _CREATE_TEST_ENV(env_id, n_envs, **kwargs)
+    finally:
+        zoo_utils.make_vec_env = original
+
+
+_CREATE_TEST_ENV = zoo_utils.create_test_env
+
+
+def check_env_id(env_id: str, algo: str) -> None:
+    """Exits with one line listing the valid ids if ``env_id`` names no registered environment."""
+    if env_id in gym.envs.registry:
+        return
+    config = zoo_config(algo)
+    tuned = ", ".join(k for k in yaml.safe_load(config.read_text()) if k != "default") if config else "none"
+    near = difflib.get_close_matches(env_id, gym.envs.registry, n=3)
+    sys.exit(
+        f"error: unknown env {env_id!r}; the zoo config of {algo} has settings for: {tuned}; "
+        f"other registered gymnasium ids use its default entry" + (f" (closest: {', '.join(near)})" if near else "")
+    )
+
+
+def _expected_policy(algo: str) -> tuple[str, bool] | None:
+    """``(policy class name, dale)`` that the package's zoo config of ``algo`` trains, if it has one."""
+    path = zoo_config(algo)
+    if path is None:
+        return None
+    default = yaml.safe_load(path.read_text())["default"]
+    return default["policy"], "dale=False" not in default.get("policy_kwargs", "")
+
+
+def check_trained_model(args: argparse.Namespace) -> None:
+    """For the tools that load a trained model (enjoy, record_video): exits with one line where
+    rl_zoo3 finds no model of ``--algo`` for ``--env`` under ``--folder``, or where the run's saved
+    config says it was trained by another algorithm's policy."""
+    env_id = str(getattr(args.env, "gym_id", args.env))
+    if args.folder == "rl-trained-agents" and args.algo not in ED_ALGOS:
+        return  # rl_zoo3 downloads the pretrained agents of its own algorithms into that folder
+    try:
+        with contextlib.redirect_stdout(None):  # the tool itself says which run it loads
+            _, model_path, log_path = zoo_utils.get_model_path(
+                args.exp_id, args.folder, args.algo, args.env, args.load_best, args.load_checkpoint, args.load_last_checkpoint
+            )
+    except (AssertionError, ValueError) as err:
+        folder = Path(args.folder)
+        others = sorted(p.parent.parent.name for p in folder.glob(f"*/{env_id}_*/{env_id}.zip")) if folder.is_dir() else []
+        found = f"runs of {env_id} there are by: {', '.join(dict.fromkeys(others))}" if others else f"no run of {env_id} there"
+        sys.exit(f"error: no trained {args.algo} model for {env_id} in {folder} ({err}); {found}")
+    if env_id in JAX_ENV_IDS and (hasattr(args, "output_folder") or not args.no_render):
+        sys.exit(f"error: {env_id} is a vectorised JAX env, which does not render: enjoy it with --no-render")
+    expected = _expected_policy(args.algo)
+    config = Path(log_path) / env_id / "config.yml"
+    if expected is None or not config.is_file():
+        return
+    saved = dict(yaml.unsafe_load(config.read_text()))
+    kwargs = saved.get("policy_kwargs") or {}
+    dale = kwargs.get("dale", True) if isinstance(kwargs, dict) else "dale=False" not in kwargs
+    if (saved.get("policy"), dale) != expected:
+        sys.exit(
+            f"error: {model_path} was trained with policy {saved.get('policy')}"
+            f"{'' if dale else ' (dale=False)'}, but --algo {args.algo} trains {expected[0]}"
+            f"{'' if expected[1] else ' (dale=False)'}; pass the algo it was trained with"
+        )
+
+
+def complete_args(args: argparse.Namespace) -> argparse.Namespace:
+    """What the package adds to a tool's parsed arguments, whatever form they were typed in
+    (``--algo=ed_ppo``, a unique prefix such as ``--conf``, ``-conf``): the env id is checked, and a
+    trainer without ``--conf-file`` reads the package's zoo config of its algo."""
+    for module in getattr(args, "gym_packages", []) or []:
+        importlib.import_module(module)
+    algo = getattr(args, "algo", "ppo")
+    if hasattr(args, "env"):
+        check_env_id(str(getattr(args.env, "gym_id", args.env)), algo)
+    if hasattr(args, "conf_file") and args.conf_file is None and zoo_config(algo) is not None:
+        args.conf_file = str(zoo_config(algo))
+    if getattr(args, "trial_id", None) is not None and not (args.storage and args.study_name):
+        sys.exit("error: --trial-id needs --storage and --study-name (the Optuna study holding the trial)")
+    if hasattr(args, "folder") and hasattr(args, "load_best"):
+        check_trained_model(args)
+    return args
+
+
+@contextlib.contextmanager
+def _completed_arguments(complete: Callable[[argparse.Namespace], argparse.Namespace]) -> Iterator[None]:
+    # rl_zoo3 builds each tool's parser inside the tool: checking what that parser parsed is the one
+    # way to read the arguments by argparse's own rules (`=` forms, prefixes, aliases)
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_args(parser, args=None, namespace=None):
+        return complete(original(parser, args, namespace))
+
+    argparse.ArgumentParser.parse_args = parse_args
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.parse_args = original
+
+
+def run_tool(entry: Callable[[], Any], argv: list[str] | None, prog: str) -> None:
+    """Runs one of rl_zoo3's tools (``entry`` reads ``sys.argv``) with the package's algorithms
+    registered, on ``argv`` (default: this process's arguments)."""
+    register()
+    saved = sys.argv
+    sys.argv = [prog, *(sys.argv[1:] if argv is None else argv)]
+    try:
+        with _completed_arguments(complete_args):
+            entry()
+    finally:
+        sys.argv = saved

@@ -1,0 +1,62 @@
+"""rl_zoo3's tools that take --algo, run through the package's entry points."""
+
+import pytest
+
+from sb3_ed.enjoy import main as enjoy
+from sb3_ed.train import main as train
+
+TINY = ["-n", "256", "--eval-freq", "-1", "--hyperparams", "n_envs:1", "n_steps:64", "batch_size:64", "n_epochs:1"]
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("logs")
+    train(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(folder), *TINY])
+    return folder
+
+
+def test_enjoy_evaluates_a_trained_ed_ppo_model(logs, capsys):
+    enjoy(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(logs), "--no-render", "-n", "300", "--deterministic"])
+    out = capsys.readouterr().out
+    assert f"Loading {logs / 'ed_ppo' / 'CartPole-v1_1' / 'CartPole-v1.zip'}" in out and "Mean reward" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--algo", "dfa_ppo"], "no trained dfa_ppo model for CartPole-v1 in {logs} (The {logs}/dfa_ppo folder was not found); runs of CartPole-v1 there are by: ed_ppo"),
+        (["--algo", "ed_ppo", "--load-best"], "no trained ed_ppo model for CartPole-v1 in {logs} (No model found for ed_ppo on CartPole-v1"),
+        (["--algo", "ed_ppo", "--env", "CartPole-v2"], "unknown env 'CartPole-v2'"),
+    ],
+    ids=["other_algo", "no_best_model", "unknown_env"],
+)
+def test_enjoy_without_the_model_it_asks_for_is_one_line(logs, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        enjoy(["--env", "CartPole-v1", *argv, "-f", str(logs), "--no-render"])
+    assert str(exit_info.value).startswith("error: " + message.format(logs=logs)) and "\n" not in str(exit_info.value)
+
+
+def test_enjoy_refuses_a_model_of_another_algos_policy(logs, tmp_path):
+    # a run of ed_ppo filed under ed_ppo_nondale: the saved config says dale networks
+    (tmp_path / "ed_ppo_nondale").symlink_to(logs / "ed_ppo", target_is_directory=True)
+    with pytest.raises(SystemExit, match=r"was trained with policy EDPolicy, but --algo ed_ppo_nondale trains EDPolicy \(dale=False\)"):
+        enjoy(["--algo", "ed_ppo_nondale", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render"])
+
+
+def test_the_ppo_family_configs_differ_only_in_policy_activation_and_dale():
+    import yaml
+    from torch import nn
+
+    from sb3_ed.zoo import zoo_config
+
+    def comparable(entry):
+        entry = dict(entry)
+        kwargs = eval(entry.pop("policy_kwargs", "dict()"), {"nn": nn})
+        entry.pop("policy")
+        return entry, {k: v for k, v in kwargs.items() if k not in ("activation_fn", "dale")}
+
+    configs = {algo: yaml.safe_load(zoo_config(algo).read_text()) for algo in ("ppo", "ed_ppo", "ed_ppo_nondale", "dale_bp_ppo", "dfa_ppo")}
+    for env_id, entry in configs["ed_ppo"].items():
+        for algo, config in configs.items():
+            assert comparable(config[env_id]) == comparable(entry), (algo, env_id)
+    assert all("dale=False" in e["policy_kwargs"] for e in configs["ed_ppo_nondale"].values())
