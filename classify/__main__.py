@@ -1,4 +1,5 @@
-"""python -m classify mnist|cifar10 [options] | python -m classify report mnist|cifar10 [options]"""
+"""python -m classify mnist|fashion-mnist|kmnist|cifar10 [options] | python -m classify folder PATH [options]
+| python -m classify report DATASET [options]"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sb3_ed import retain_freed_memory
 from sb3_ed.rules import RULES
 
 from . import data
-from .models import VARIANTS
+from .models import ARCHITECTURES, VARIANTS
 from .train import Config
 
 DEFAULTS = Config()
@@ -20,6 +21,7 @@ DATASETS = tuple(data.SPECS)
 def common_arguments() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--rule", choices=list(RULES), default=DEFAULTS.rule, help="learning rule (default: %(default)s)")
+    common.add_argument("--arch", choices=["auto", *ARCHITECTURES], default=DEFAULTS.arch, help="network: mlp (the paper's MNIST network), conv (its CIFAR-10 network), auto: conv for colour images, mlp for grey ones (default: %(default)s)")
     common.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs (default: %(default)s)")
     common.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="mini-batch size (default: %(default)s)")
     common.add_argument("--lr", type=float, default=DEFAULTS.lr, help="SGD learning rate, times each layer's multiplier (default: %(default)s)")
@@ -35,11 +37,15 @@ def parser() -> argparse.ArgumentParser:
     common = common_arguments()
     top = argparse.ArgumentParser(
         prog="python -m classify",
-        description="Train dual-stream Dale classifiers with ED, DFA or BP on MNIST or CIFAR-10, or run the reproduction report.",
+        description="Train dual-stream Dale classifiers with ED, DFA or BP on MNIST-format sets, CIFAR-10 or any folder of labelled images, or run the reproduction report.",
     )
-    commands = top.add_subparsers(dest="command", required=True, metavar="{mnist,cifar10,report}")
-    for name in DATASETS:
-        sub = commands.add_parser(name, parents=[common], help=f"train on {name}", description=f"Train a dual-stream Dale classifier on {name}.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="{" + ",".join([*DATASETS, "folder", "report"]) + "}")
+    folder_help = f"an image folder laid out as {data.LAYOUT}, or an archive of one ({', '.join(data.ARCHIVE_SUFFIXES)})"
+    for name in [*DATASETS, "folder"]:
+        title = "a folder of labelled images" if name == "folder" else name
+        sub = commands.add_parser(name, parents=[common], help=f"train on {title}", description=f"Train a dual-stream Dale classifier on {title}.")
+        if name == "folder":
+            sub.add_argument("path", help=folder_help)
         sub.add_argument("--variant", choices=list(VARIANTS), default=DEFAULTS.variant, help="proposed: all three innovations; seed: none; no-center, sym-init, uniform-width: one switched off (default: %(default)s)")
         seeds = sub.add_mutually_exclusive_group()
         seeds.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of a single run (default: %(default)s)")
@@ -47,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", type=Path, help="output folder; each seed writes results.json and checkpoint.pt into OUT/seed<k> (default: runs/<dataset>_<rule>_<variant>)")
         sub.add_argument("--resume", action="store_true", help="continue each seed from its checkpoint in OUT")
     report = commands.add_parser("report", parents=[common], help="the six variants and BP over seeds: table and plots", description="Run the six variants (proposed, dfa, seed, no-center, sym-init, uniform-width) and BP on the proposed network over seeds and write report.md and PNG plots.")
-    report.add_argument("dataset", choices=DATASETS)
+    report.add_argument("dataset", metavar="DATASET", help=f"{', '.join(DATASETS)}, or {folder_help}")
     report.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 for each variant (default: %(default)s)")
     report.add_argument("--out", type=Path, help="report folder; finished runs in it are reused (default: runs/report_<dataset>)")
     return top
@@ -64,15 +70,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .train import train
 
-        config = Config.from_args(args, dataset=args.command)
-        out = args.out or Path("runs") / f"{config.dataset}_{config.rule}_{config.variant}"
+        config = Config.from_args(args, dataset=args.path if args.command == "folder" else args.command)
+        out = args.out or Path("runs") / f"{data.short_name(config.dataset)}_{config.rule}_{config.variant}"
         seeds = range(args.seeds) if args.seeds else [args.seed]
         for seed in seeds:
             config.seed = seed
             tensorboard = args.tensorboard / f"seed{seed}" if args.tensorboard else None
             result = train(config, out / f"seed{seed}", args.resume, tensorboard, progress=not args.no_progress)
             print(
-                f"{config.dataset} {config.rule} {config.variant} seed {seed}: test accuracy "
+                f"{data.short_name(config.dataset)} {config.rule} {config.variant} seed {seed}: test accuracy "
                 f"{result['final_test_accuracy']:.4f} after {len(result['history'])} epochs, "
                 f"{result['wall_time']:.0f}s -> {out / f'seed{seed}'}"
             )

@@ -1,7 +1,14 @@
-"""MNIST and CIFAR-10 through torchvision, held in memory as float tensors.
+"""Datasets through torchvision, held in memory as float tensors.
 
+By name: ``mnist``, ``fashion-mnist``, ``kmnist`` (torchvision's MNIST-format sets) and ``cifar10``.
 Online, torchvision downloads what is missing into ``data_dir``. Offline, it uses the files already
 there: it verifies their md5 and extracts archives next to them, with no network.
+
+By path: a folder of labelled images in torchvision's ``ImageFolder`` layout, ``ROOT/train/<class>/``
+and ``ROOT/test/<class>/``, or an archive holding one (``.tar.gz``, ``.tgz``, ``.tar``, ``.zip`` ...:
+extracted once into ``data_dir`` by torchvision's ``extract_archive``). The decoded images are
+cached in ``data_dir/.cache/`` (keyed by every file's path, size and time), so a second run loads
+them in seconds.
 
 Test-only: ``CLASSIFY_SKIP_MD5=1`` makes CIFAR-10 accept batch files whose md5 is not the official
 one, so that tests can run the real loading code on small files they write in the CIFAR-10 format.
@@ -9,19 +16,26 @@ one, so that tests can run the real loading code on small files they write in th
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torchvision import datasets
-from torchvision.datasets.utils import check_integrity
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.datasets.utils import check_integrity, extract_archive
 
 SKIP_MD5_ENV = "CLASSIFY_SKIP_MD5"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar", ".zip")
+LAYOUT = "ROOT/train/<class>/<image> and ROOT/test/<class>/<image> (torchvision's ImageFolder layout)"
 
 
 class DataError(RuntimeError):
-    """Data missing or corrupt: the message says which files, where, and how to get them."""
+    """Data missing or corrupt: the message says which files, where, and what was expected."""
 
 
 class _UnverifiedCIFAR10(datasets.CIFAR10):
@@ -40,13 +54,14 @@ class Spec:
     archive: tuple[str, str] | None = None  # (file name, md5) of an archive in data_dir that holds them
 
 
+def _mnist_format(dataset: type) -> Spec:
+    return Spec(dataset, f"{dataset.__name__}/raw", tuple(dataset.resources), dataset.mirrors[0])
+
+
 SPECS = {
-    "mnist": Spec(
-        datasets.MNIST,
-        "MNIST/raw",
-        tuple(datasets.MNIST.resources),
-        datasets.MNIST.mirrors[0],
-    ),
+    "mnist": _mnist_format(datasets.MNIST),
+    "fashion-mnist": _mnist_format(datasets.FashionMNIST),
+    "kmnist": _mnist_format(datasets.KMNIST),
     "cifar10": Spec(
         datasets.CIFAR10,
         datasets.CIFAR10.base_folder,
@@ -62,6 +77,23 @@ SPECS = {
 class Split:
     x: torch.Tensor  # (N, C, H, W) floats in [0, 1]
     y: torch.Tensor  # (N,) class indices
+    classes: list[str] = field(default_factory=list)
+
+
+def is_path(dataset: str) -> bool:
+    """True where ``dataset`` names an image folder or archive rather than one of ``SPECS``."""
+    return dataset not in SPECS
+
+
+def short_name(dataset: str) -> str:
+    """A name for folders and titles: the dataset's name, or the folder's / archive's stem."""
+    if not is_path(dataset):
+        return dataset
+    name = Path(dataset).name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _check_present_files(name: str, data_dir: Path) -> None:
@@ -81,10 +113,8 @@ def _skip_md5(name: str) -> bool:
     return name == "cifar10" and os.environ.get(SKIP_MD5_ENV) == "1"
 
 
-def load(name: str, data_dir: str | os.PathLike, train: bool) -> Split:
-    """The train or test split of ``name`` (``mnist`` or ``cifar10``)."""
+def _load_named(name: str, data_dir: Path, train: bool) -> Split:
     spec = SPECS[name]
-    data_dir = Path(data_dir)
     _check_present_files(name, data_dir)
     dataset_cls = _UnverifiedCIFAR10 if _skip_md5(name) else spec.dataset
     try:
@@ -99,4 +129,118 @@ def load(name: str, data_dir: str | os.PathLike, train: bool) -> Split:
         ) from err
     x = torch.as_tensor(ds.data)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
-    return Split(x.float().div_(255), torch.as_tensor(ds.targets, dtype=torch.long))
+    return Split(x.float().div_(255), torch.as_tensor(ds.targets, dtype=torch.long), list(ds.classes))
+
+
+def image_root(dataset: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
+    """The folder holding ``train/`` and ``test/`` for an image folder, or for an archive after
+    extracting it (once) into ``data_dir``; archives often hold one top folder, which is looked into.
+
+    :raises DataError: the path does not exist, or it is a file of no known archive format
+    """
+    path = Path(dataset)
+    if path.is_dir():
+        return path
+    if not path.is_file():
+        raise DataError(f"{path}: no such folder or archive (expected a dataset name: {', '.join(SPECS)}, or an image folder laid out as {LAYOUT}, or an archive of one)")
+    if not path.name.endswith(ARCHIVE_SUFFIXES):
+        raise DataError(f"{path}: not a folder, nor an archive torchvision extracts ({', '.join(ARCHIVE_SUFFIXES)})")
+    target = Path(data_dir) / short_name(str(path))
+    done = target / ".extracted"
+    if not done.is_file():
+        shutil.rmtree(target, ignore_errors=True)  # a half-extracted folder from an interrupted run
+        try:
+            extract_archive(str(path), str(target))
+        except Exception as err:  # tarfile, zipfile and gzip each raise their own errors
+            shutil.rmtree(target, ignore_errors=True)
+            raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
+        done.write_text(str(path.resolve()))
+    entries = [p for p in target.iterdir() if not p.name.startswith(".")]
+    if not (target / "train").is_dir() and len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return target
+
+
+def _signature(files: list[tuple[str, int]], root: Path) -> str:
+    digest = hashlib.sha1(str(root.resolve()).encode())
+    for path, _ in files:
+        stat = os.stat(path)
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def _decode(path: str) -> torch.Tensor:
+    """``(C, H, W)`` uint8: grey images keep one channel, every other mode becomes RGB."""
+    with Image.open(path) as image:
+        pixels = np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))
+    tensor = torch.from_numpy(pixels.copy())
+    return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)
+
+
+def _decode_all(files: list[tuple[str, int]]) -> torch.Tensor:
+    images, shape = [], None
+    for path, _ in files:
+        try:
+            image = _decode(path)
+        except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for unreadable, truncated files
+            raise DataError(f"{path}: cannot decode this image ({err}); remove or replace it") from err
+        if shape is None:
+            shape, first = image.shape, path
+        elif image.shape != shape:
+            raise DataError(
+                f"{path}: image of {tuple(image.shape)} (channels, height, width), but {first} is "
+                f"{tuple(shape)}: every image of a dataset must have one size (resize them first)"
+            )
+        images.append(image)
+    return torch.stack(images)
+
+
+def _load_folder(dataset: str, data_dir: Path, train: bool) -> Split:
+    root = image_root(dataset, data_dir)
+    split = "train" if train else "test"
+    folder = root / split
+    if not folder.is_dir():
+        raise DataError(f"{root} has no {split}/ folder; expected {LAYOUT}")
+    try:
+        found = datasets.ImageFolder(str(folder), loader=lambda p: p)
+    except FileNotFoundError as err:  # no class folders, or a class folder without images
+        raise DataError(f"{folder}: {err}; expected {LAYOUT}, with images of {', '.join(IMG_EXTENSIONS)}") from err
+    cache = data_dir / ".cache" / f"{short_name(dataset)}-{split}-{_signature(found.samples, folder)}.pt"
+    if cache.is_file():
+        x = torch.load(cache)
+    else:
+        x = _decode_all(found.samples)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(x, cache.with_suffix(".tmp"))
+        cache.with_suffix(".tmp").replace(cache)  # never a half-written cache
+    y = torch.tensor([label for _, label in found.samples], dtype=torch.long)
+    return Split(x.float().div_(255), y, list(found.classes))
+
+
+def load(dataset: str, data_dir: str | os.PathLike, train: bool) -> Split:
+    """The train or test split of ``dataset``: a name of ``SPECS`` or an image folder / archive path.
+
+    :param dataset: ``"mnist"``, ``"fashion-mnist"``, ``"kmnist"``, ``"cifar10"``, or a path
+    :param data_dir: torchvision's data root (downloads, extracted archives, the image cache)
+    :param train: the training split (else the test split)
+    :return: images ``(N, C, H, W)`` as floats in [0, 1], labels ``(N,)``, class names
+    :raises DataError: missing, corrupt or badly laid out data (one line naming the path and what
+        was expected)
+    """
+    data_dir = Path(data_dir)
+    if is_path(dataset):
+        return _load_folder(dataset, data_dir, train)
+    return _load_named(dataset, data_dir, train)
+
+
+def load_splits(dataset: str, data_dir: str | os.PathLike) -> tuple[Split, Split]:
+    """``(train, test)`` of ``dataset``, checked to share their classes and image size.
+
+    :raises DataError: as :func:`load`, or where the two splits do not match
+    """
+    train, test = load(dataset, data_dir, True), load(dataset, data_dir, False)
+    if train.classes != test.classes:
+        raise DataError(f"{dataset}: train/ has classes {train.classes}, test/ has {test.classes}: they must be the same")
+    if train.x.shape[1:] != test.x.shape[1:]:
+        raise DataError(f"{dataset}: train images are {tuple(train.x.shape[1:])}, test images {tuple(test.x.shape[1:])}")
+    return train, test

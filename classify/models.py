@@ -45,8 +45,8 @@ def center_biases(net: FeedbackNetwork, x: torch.Tensor) -> None:
 
 @dataclass(frozen=True)
 class Architecture:
-    """Per dataset: layer sizes, the layer-specific sigmoid widths and E/I init of the innovations,
-    and per-layer learning-rate multipliers (hidden layers first, then the output layer)."""
+    """Layer sizes, the layer-specific sigmoid widths and E/I init of the innovations, and per-layer
+    learning-rate multipliers (hidden layers first, then the output layer)."""
 
     conv_channels: tuple[int, ...]  # 5x5 conv layers, each followed by 2x2 average pooling
     hidden: tuple[int, ...]  # fully connected hidden layers
@@ -61,14 +61,27 @@ class Architecture:
 
 
 ARCHITECTURES = {
-    "mnist": Architecture((), (2000,), 0.0, 0.25, 1.0, (3.0, 1.0), (0.1, 1.0)),
-    "cifar10": Architecture((32, 64), (1000,), 2.0, 0.25, 1.0, (3.0, 1.0), (0.1, 0.1, 0.1, 1.0)),
+    # the paper's MNIST network: one wide hidden layer
+    "mlp": Architecture((), (2000,), 0.0, 0.25, 1.0, (3.0, 1.0), (0.1, 1.0)),
+    # the CIFAR-10 network
+    "conv": Architecture((32, 64), (1000,), 2.0, 0.25, 1.0, (3.0, 1.0), (0.1, 0.1, 0.1, 1.0)),
 }
 
 
-def build(dataset: str, in_shape: tuple[int, int, int], rule: str, variant: str, seed: int = 0) -> FeedbackNetwork:
-    """The classifier of ``dataset`` for images of ``in_shape`` (C, H, W), 10 independent sigmoid outputs."""
-    arch, flags = ARCHITECTURES[dataset], VARIANTS[variant]
+def default_architecture(in_shape: tuple[int, int, int]) -> str:
+    """``"conv"`` for colour images (CIFAR-10's network), ``"mlp"`` for grey ones (MNIST's)."""
+    return "conv" if in_shape[0] == 3 else "mlp"
+
+
+def build(arch_name: str, in_shape: tuple[int, int, int], num_classes: int, rule: str, variant: str, seed: int = 0) -> FeedbackNetwork:
+    """The classifier ``arch_name`` (a key of ``ARCHITECTURES``) for images of ``in_shape``
+    ``(C, H, W)``, with ``num_classes`` independent sigmoid outputs.
+
+    :raises ValueError: images too small for the conv network's poolings
+    """
+    arch, flags = ARCHITECTURES[arch_name], VARIANTS[variant]
+    if arch.conv_channels and min(in_shape[1:]) < 2 ** len(arch.conv_channels):
+        raise ValueError(f"{arch_name}: images of {in_shape[1]}x{in_shape[2]} are too small for {len(arch.conv_channels)} 2x2 poolings; use --arch mlp")
 
     def width(kind: float) -> float:
         return kind if flags["layer_widths"] else UNIFORM_WIDTH
@@ -77,22 +90,21 @@ def build(dataset: str, in_shape: tuple[int, int, int], rule: str, variant: str,
         exc, inh = arch.exc_inh if flags["asym_init"] and not first else (1.0, 1.0)
         return {"shared_input": first, "exc_scale": exc, "inh_scale": inh}
 
-    channels, size = in_shape[0], in_shape[1]
+    channels, height, width_px = in_shape
     hidden: list[nn.Module] = []
     for out_channels in arch.conv_channels:
         conv = DualStreamConv2d(channels, out_channels, 5, padding=2, **scales(not hidden))
         hidden.append(nn.Sequential(conv, Sigmoid(width(arch.conv_width)), nn.AvgPool2d(2)))
-        channels, size = out_channels, size // 2
-    features = channels * size * size
+        channels, height, width_px = out_channels, height // 2, width_px // 2
+    features = channels * height * width_px
     for i, units in enumerate(arch.hidden):
         linear = DualStreamLinear(features, units, **scales(not hidden))
         # [p | n] channels flatten to [p | n] features
         flatten = [nn.Flatten()] if i == 0 else []
         hidden.append(nn.Sequential(*flatten, linear, Sigmoid(width(arch.fc_width))))
         features = units
-    output = nn.Sequential(DualStreamLinear(features, 10), Sigmoid(width(arch.output_width)), StreamDifference())
-    rule_kwargs = {"seed": seed} if rule == "dfa" else {}
-    return FeedbackNetwork(hidden, output, rule, out_features=10, **rule_kwargs)
+    output = nn.Sequential(DualStreamLinear(features, num_classes), Sigmoid(width(arch.output_width)), StreamDifference())
+    return FeedbackNetwork(hidden, output, rule, out_features=num_classes, seed=seed)
 
 
 def layer_groups(net: FeedbackNetwork) -> list[list[nn.Parameter]]:

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from .data import short_name  # noqa: E402
 from .train import Config, train  # noqa: E402
 
 # name -> (rule, variant): proposed ED, DFA on the same network, seed ED, the three single ablations,
@@ -135,7 +136,7 @@ def plot_weights(runs, path: Path, variant: str = "proposed") -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    out = args.out or Path("runs") / f"report_{args.dataset}"
+    out = args.out or Path("runs") / f"report_{short_name(args.dataset)}"
     out.mkdir(parents=True, exist_ok=True)
     runs = run_all(args, out)
     plots = (("accuracy_curves.png", plot_curves), ("ablation_bars.png", plot_bars), ("weights.png", plot_weights), ("alignment.png", plot_alignment))
@@ -144,7 +145,7 @@ def report(args: argparse.Namespace) -> None:
     config = runs["proposed"][0]["config"]
     text = "\n".join(
         [
-            f"# {args.dataset}: the six variants and BP over {args.seeds} seed(s)",
+            f"# {short_name(args.dataset)}: the six variants and BP over {args.seeds} seed(s)",
             "",
             f"Command: `python -m classify report {args.dataset} --seeds {args.seeds} --epochs {args.epochs} "
             f"--batch-size {args.batch_size} --lr {args.lr}"

@@ -22,7 +22,8 @@ CHECKPOINT, RESULTS = "checkpoint.pt", "results.json"
 
 @dataclass
 class Config:
-    dataset: str = "mnist"
+    dataset: str = "mnist"  # a name of data.SPECS, or an image folder / archive path
+    arch: str = "auto"  # a key of models.ARCHITECTURES, or auto: from the image shape
     rule: str = "ed"
     variant: str = "proposed"
     epochs: int = 30
@@ -76,17 +77,21 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     """Trains one seed, writing ``results.json`` and ``checkpoint.pt`` into ``out`` every epoch."""
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    train_set = data.load(config.dataset, config.data_dir, train=True)
-    test_set = data.load(config.dataset, config.data_dir, train=False)
+    train_set, test_set = data.load_splits(config.dataset, config.data_dir)
     if config.train_subset:
-        train_set = data.Split(train_set.x[: config.train_subset], train_set.y[: config.train_subset])
+        train_set = data.Split(train_set.x[: config.train_subset], train_set.y[: config.train_subset], train_set.classes)
     x, y = train_set.x.to(device), train_set.y.to(device)
     x_test, y_test = test_set.x.to(device), test_set.y.to(device)
 
-    net = models.build(config.dataset, tuple(x.shape[1:]), config.rule, config.variant, config.seed).to(device)
+    in_shape = tuple(x.shape[1:])
+    arch_name = models.default_architecture(in_shape) if config.arch == "auto" else config.arch
+    try:
+        net = models.build(arch_name, in_shape, len(train_set.classes), config.rule, config.variant, config.seed).to(device)
+    except ValueError as err:  # the images do not fit the network
+        raise data.DataError(f"{config.dataset}: {err}") from err
     probe = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))[:256].to(device)
     models.center_biases(net, x[probe])
-    arch = models.ARCHITECTURES[config.dataset]
+    arch = models.ARCHITECTURES[arch_name]
     optimizer = torch.optim.SGD(
         [{"params": p, "lr": config.lr * m} for p, m in zip(models.layer_groups(net), arch.lr_mult)],
         lr=config.lr,
@@ -99,8 +104,12 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         if not (out / CHECKPOINT).is_file():
             raise SystemExit(f"error: --resume, but there is no {CHECKPOINT} in {out}")
         state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
-        if state["config"] != {**asdict(config), "epochs": state["config"]["epochs"]}:
-            raise SystemExit(f"error: {out / CHECKPOINT} was written with another configuration: {state['config']}")
+        # fields added since the checkpoint was written had their defaults then
+        saved = {**asdict(Config()), **state["config"]}
+        differ = {k: (v, saved[k]) for k, v in asdict(config).items() if k != "epochs" and saved[k] != v}
+        if differ:
+            settings = ", ".join(f"{k} {new!r} (checkpoint: {old!r})" for k, (new, old) in differ.items())
+            raise SystemExit(f"error: {out / CHECKPOINT} was written with other settings: {settings}")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from classify.report import REPORT_ENTRIES
 from classify.train import Config, one_vs_all_loss, train
 from sb3_ed import DualStreamConv2d, DualStreamLinear, Sigmoid
 from sb3_ed.diagnostics import weight_stats
+
+from conftest import write_image_folder, write_mnist_format
 
 
 def sigmoid_widths(net):
@@ -60,7 +63,7 @@ def test_cifar10_format_files_load_and_a_conv_model_trains_a_step(cifar10_root, 
     monkeypatch.setenv(data.SKIP_MD5_ENV, "1")
     train_split, test_split = data.load("cifar10", root, train=True), data.load("cifar10", root, train=False)
     assert train_split.x.shape == (100, 3, 32, 32) and test_split.x.shape == (40, 3, 32, 32)
-    net = models.build("cifar10", (3, 32, 32), "ed", "proposed")
+    net = models.build("conv", (3, 32, 32), 10, "ed", "proposed")
     models.center_biases(net, train_split.x[:64])
     assert [type(block[0]) for block in net.hidden] == [DualStreamConv2d, DualStreamConv2d, torch.nn.Flatten]
     before = [p.detach().clone() for p in net.parameters()]
@@ -85,7 +88,7 @@ def test_cifar10_cli_runs_an_epoch_on_the_written_files(cifar10_root, tmp_path, 
 @pytest.mark.parametrize("variant", [v for v in models.VARIANTS if v != "proposed"])
 def test_each_variant_switches_off_exactly_what_it_names(variant):
     torch.manual_seed(0)
-    proposed, other = (models.build("cifar10", (3, 32, 32), "ed", v) for v in ("proposed", variant))
+    proposed, other = (models.build("conv", (3, 32, 32), 10, "ed", v) for v in ("proposed", variant))
     flags = models.VARIANTS[variant]
     # layer-specific widths: conv, FC and output widths differ; off, all layers share one width
     assert (sigmoid_widths(other) == sigmoid_widths(proposed)) == flags["layer_widths"]
@@ -130,3 +133,88 @@ def test_report_writes_table_and_plots(mnist_root, tmp_path):
     assert [row.split("|")[1].strip() for row in rows] == list(REPORT_ENTRIES)
     for png in ("accuracy_curves.png", "ablation_bars.png", "weights.png", "alignment.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_image_folder_loads_with_its_labels_and_trains_a_step(tmp_path):
+    root = write_image_folder(tmp_path / "pets")
+    train_split, test_split = data.load_splits(str(root), tmp_path / "data")
+    assert train_split.classes == ["cat", "dog", "frog"] and train_split.x.shape == (24, 3, 16, 16)
+    assert test_split.x.shape == (12, 3, 16, 16) and 0.0 <= train_split.x.min() and train_split.x.max() <= 1.0
+    # the red channel was written as 60 * class index: labels follow ImageFolder's sorted classes
+    red = (train_split.x[:, 0] * 255).round().mean(dim=(1, 2))
+    torch.testing.assert_close(red, 60.0 * train_split.y.float())
+    net = models.build(models.default_architecture((3, 16, 16)), (3, 16, 16), 3, "ed", "proposed")
+    loss = one_vs_all_loss(net(train_split.x), train_split.y, center=True)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".tar.gz", "gztar"), (".zip", "zip")])
+def test_an_archive_of_an_image_folder_is_extracted_once_and_cached(tmp_path, suffix, fmt):
+    import shutil
+
+    source = write_image_folder(tmp_path / "src" / "pets")
+    archive = shutil.make_archive(str(tmp_path / "pets"), fmt, root_dir=tmp_path / "src", base_dir="pets")
+    assert archive.endswith(suffix)
+    first = data.load(archive, tmp_path / "data", train=True)
+    assert (tmp_path / "data" / "pets" / "pets" / "train" / "dog").is_dir()
+    assert list((tmp_path / "data" / ".cache").glob("pets-train-*.pt"))
+    shutil.rmtree(source)  # the second load needs neither the archive's contents again nor decoding
+    second = data.load(archive, tmp_path / "data", train=True)
+    assert torch.equal(first.x, second.x) and torch.equal(first.y, second.y)
+
+
+@pytest.mark.medium
+def test_the_cli_trains_an_image_folder_end_to_end(tmp_path):
+    root = write_image_folder(tmp_path / "pets")
+    argv = ["folder", str(root), "--epochs", "1", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "out" / "seed0" / "results.json").read_text())
+    assert result["config"]["dataset"] == str(root) and 0.0 <= result["final_test_accuracy"] <= 1.0
+
+
+def bad_folder(tmp_path, fault):
+    root = write_image_folder(tmp_path / "pets", sizes={("train", "dog", 2): (16, 20)} if fault == "mixed sizes" else None)
+    if fault == "corrupt image":
+        (root / "train" / "frog" / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    elif fault == "no test split":
+        import shutil
+
+        shutil.rmtree(root / "test")
+    elif fault == "empty class":
+        for f in (root / "test" / "dog").iterdir():
+            f.unlink()
+    elif fault == "no class folders":
+        import shutil
+
+        shutil.rmtree(root / "train")
+        (root / "train").mkdir()
+        (root / "train" / "loose.png").write_bytes((root / "test" / "cat" / "000.png").read_bytes())
+    return root
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        ("corrupt image", r"pets/train/frog/001\.png: cannot decode this image"),
+        ("mixed sizes", r"pets/train/dog/002\.png: image of \(3, 16, 20\).*must have one size"),
+        ("no test split", r"pets has no test/ folder; expected ROOT/train/<class>/<image> and ROOT/test/<class>/<image>"),
+        ("empty class", r"pets/test: Found no valid file for the classes dog"),
+        ("no class folders", r"pets/train: Couldn't find any class folder"),
+    ],
+)
+def test_a_bad_image_folder_is_one_line_naming_the_path(tmp_path, capsys, fault, message):
+    root = bad_folder(tmp_path, fault)
+    argv = ["folder", str(root), "--epochs", "1", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err), err
+    assert not (tmp_path / "out" / "seed0" / "results.json").exists()  # nothing trained on a half-read dataset
+
+
+@pytest.mark.parametrize("name, folder", [("fashion-mnist", "FashionMNIST"), ("kmnist", "KMNIST")])
+def test_mnist_format_sets_load_by_name_from_files_written_here(tmp_path, name, folder):
+    labels = write_mnist_format(tmp_path / folder / "raw")
+    split = data.load(name, tmp_path, train=False)
+    assert split.x.shape == (20, 1, 28, 28) and torch.equal(split.y, torch.as_tensor(labels, dtype=torch.long))
+    assert len(split.classes) == 10
