@@ -96,7 +96,8 @@ def hidden_error_alignment(net: nn.Module, loss_fn: Callable[[], torch.Tensor]) 
     try:
         for p, _ in saved:
             p.grad = None
-        from_rule = errors()
+        with rule.frozen():
+            from_rule = errors()
         net.rule = BP()
         for p, _ in saved:
             p.grad = None

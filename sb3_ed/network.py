@@ -49,18 +49,27 @@ class FeedbackNetwork(nn.Module):
             raise ValueError(
                 f"{self.rule.name} sends +e to the p-stream and -e to the n-stream: it needs dual-stream layers"
             )
+        if self.rule.requires_hidden and not self.hidden:
+            raise ValueError(f"{self.rule.name} learns the feedback to hidden layers: the network has none")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.rule.direct:
             for block in self.hidden:
                 x = block(x)
             return self.output(x)
-        points = []
+        inputs, points = x, []
         for block in self.hidden:
             x = block(x)
             points.append(x)
             x = x.detach()
-        return deliver_error(self.rule, self.output(x), points)
+        return deliver_error(self.rule, self.output(x), points, lambda noises: self._perturbed(inputs, noises))
+
+    @torch.no_grad()
+    def _perturbed(self, x: torch.Tensor, noises) -> torch.Tensor:
+        """The output of a second pass with ``noises[l]`` added to hidden block ``l``'s output."""
+        for block, noise in zip(self.hidden, noises):
+            x = block(x) + noise
+        return self.output(x)
 
 
 def _per_layer(value: float | Sequence[float], layers: int, what: str) -> list[float]:

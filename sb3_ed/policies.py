@@ -96,9 +96,8 @@ class FeedbackPolicy(ActorCriticPolicy):
 
     def _network(self, in_features: int, hidden: list[int], out_features: int, output_scale: float, seed: int) -> FeedbackNetwork:
         k = self.network_kwargs
-        rule_kwargs = {"seed": seed} if self.rule == "dfa" else {}
         if not self.dual_stream:
-            return mlp(in_features, hidden, out_features, rule=self.rule, activation_fn=k["activation_fn"], **rule_kwargs)
+            return mlp(in_features, hidden, out_features, rule=self.rule, activation_fn=k["activation_fn"], seed=seed)
         layers = len(hidden) + 1
         exc = [k["exc_scale"]] * (layers - 1) + [k["exc_scale"] * output_scale]
         inh = [k["inh_scale"]] * (layers - 1) + [k["inh_scale"] * output_scale]
@@ -115,7 +114,7 @@ class FeedbackPolicy(ActorCriticPolicy):
             exc_scale=exc,
             inh_scale=inh,
             init=k["init"],
-            **rule_kwargs,
+            seed=seed,
         )
 
     def _build_mlp_extractor(self) -> None:

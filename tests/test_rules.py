@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from sb3_ed.diagnostics import hidden_error_alignment
 from sb3_ed import DualStreamConv2d, DualStreamLinear, FeedbackNetwork, Sigmoid, StreamDifference, dale_mlp, mlp
 
 
@@ -224,27 +225,37 @@ def test_direct_rules_make_no_transposed_weight_products(rule, matmuls):
     assert counter.count == matmuls
 
 
-@pytest.mark.parametrize("rule", ["ed", "dfa", "bp"])
+@pytest.mark.parametrize("rule", ["ed", "dfa", "np", "bp"])
 def test_save_and_load_give_identical_outputs_and_feedback(rule):
     torch.manual_seed(0)
-    net = conv_net(rule, **({"seed": 3} if rule == "dfa" else {}))
+    net = conv_net(rule, seed=3)
     x = torch.rand(2, 2, 6, 6)
     net(x).sum().backward()
     buffer = io.BytesIO()
     torch.save(net.state_dict(), buffer)
     buffer.seek(0)
     torch.manual_seed(123)
-    fresh = conv_net(rule, **({"seed": 99} if rule == "dfa" else {}))
+    fresh = conv_net(rule, seed=99)
     fresh.load_state_dict(torch.load(buffer))
     torch.testing.assert_close(fresh(x), net(x), rtol=0, atol=0)
     for name, value in net.rule.state_dict().items():
-        assert torch.equal(fresh.rule.state_dict()[name], value)
+        if name != "_extra_state":
+            assert torch.equal(fresh.rule.state_dict()[name], value)
     if rule == "dfa":
         assert len(net.rule.state_dict()) == 2
+    if rule == "np":  # B_0, B_1, their running sums S_0, S_1, V, and the count and noise state
+        assert {"B_0", "B_1", "S_0", "S_1", "V", "_extra_state"} <= set(net.rule.state_dict())
+        assert fresh.rule.updates == net.rule.updates == 1
+        # the next update is the same too: same noise, same sums
+        for model in (net, fresh):
+            model(x).sum().backward()
+        for name, value in net.rule.state_dict().items():
+            if name != "_extra_state":
+                assert torch.equal(fresh.rule.state_dict()[name], value), name
 
 
 def test_bad_input_gives_one_clear_error():
-    with pytest.raises(ValueError, match="unknown learning rule 'hebb'; choose from ed, dfa, bp"):
+    with pytest.raises(ValueError, match="unknown learning rule 'hebb'; choose from ed, dfa, np, bp"):
         dale_mlp(3, [4], 2, rule="hebb")
     with pytest.raises(ValueError, match="dfa needs the network's output dimension"):
         FeedbackNetwork([], nn.Linear(2, 2), "dfa")
@@ -256,3 +267,132 @@ def test_bad_input_gives_one_clear_error():
     wrong = FeedbackNetwork(net.hidden, nn.Sequential(DualStreamLinear(4, 5), StreamDifference()), "ed", out_features=2)
     with pytest.raises(ValueError, match="output error has 5 channels"):
         wrong(torch.rand(2, 3)).sum().backward()
+
+
+# --- learned feedback by node perturbation ---
+
+
+def np_net(**options):
+    torch.manual_seed(0)
+    return dale_mlp(6, [12, 10], 3, rule="np", activation_fn="sigmoid", seed=2, **options)
+
+
+def exact_hidden_gradients(net, x, loss_of_y):
+    """dL/dh_l of every hidden block output, by autograd through the written-out chain of blocks."""
+    chained = x
+    hs = []
+    for block in net.hidden:
+        chained = block(chained)
+        chained.retain_grad()
+        hs.append(chained)
+    loss_of_y(net.output(chained)).backward()
+    return [h.grad.flatten(1) for h in hs]
+
+
+def captured_contexts(rule):
+    """Keeps every context the rule's forward_context returns."""
+    seen = []
+    original = rule.forward_context
+    rule.forward_context = lambda *args: seen.append(original(*args)) or seen[-1]
+    return seen
+
+
+def test_np_estimates_average_to_the_true_hidden_gradient():
+    net = np_net()
+    x, c = torch.rand(4, 6), torch.randn(4, 3)
+    exact = exact_hidden_gradients(net, x, lambda y: (y * c).sum())  # dL/dy = c
+    contexts = captured_contexts(net.rule)
+    total = [torch.zeros_like(g) for g in exact]
+    draws = 3000
+    for _ in range(draws):
+        y = net(x)
+        for t, estimate in zip(total, net.rule.gradient_estimates(c, contexts[-1])):
+            t += estimate / draws
+        (y * 0).sum().backward()  # completes the pass; e = 0 leaves B at its ridge fit of zeros
+    for mean, truth in zip(total, exact):
+        assert F.cosine_similarity(mean.flatten(), truth.flatten(), dim=0) >= 0.9
+
+
+def test_np_after_warmup_aligns_better_with_backprop_than_dfa():
+    net, dfa = np_net(warmup=200), dale_mlp(6, [12, 10], 3, rule="dfa", activation_fn="sigmoid", seed=2)
+    dfa.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("rule.")}, strict=False)
+    before = [p.detach().clone() for p in net.parameters()]
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+    W = torch.randn(6, 3)
+    for _ in range(200):
+        x = torch.rand(32, 6)
+        optimizer.zero_grad()
+        F.mse_loss(net(x), x @ W).backward()
+        optimizer.step()
+    # the warm-up trained only the feedback: the forward weights are those of the DFA net
+    assert all(torch.equal(b, p) for b, p in zip(before, net.parameters()))
+    x = torch.rand(64, 6)
+    np_cos = hidden_error_alignment(net, lambda: F.mse_loss(net(x), x @ W))
+    dfa_cos = hidden_error_alignment(dfa, lambda: F.mse_loss(dfa(x), x @ W))
+    assert all(np_cos[k] > dfa_cos[k] + 0.3 and np_cos[k] > 0.8 for k in np_cos), (np_cos, dfa_cos)
+
+
+def perturbed_output(net, x, noises):
+    h = x
+    for block, xi in zip(net.hidden, noises):
+        h = block(h) + xi
+    return net.output(h)
+
+
+@pytest.mark.parametrize("update", ["sgd", "ridge"])
+def test_np_feedback_equals_the_hand_computed_update_after_one_step(update):
+    net = np_net(update=update, beta=0.7, sigma=0.05, ridge=0.1)
+    x, c = torch.rand(5, 6), torch.randn(5, 3)
+    net(x).sum().backward()  # makes B_0, B_1 (DFA's init) and one update
+    B = [net.rule.B_0.clone(), net.rule.B_1.clone()]
+    V = net.rule.V.clone() if update == "ridge" else None
+    S = [net.rule.S_0.clone(), net.rule.S_1.clone()] if update == "ridge" else None
+    contexts = captured_contexts(net.rule)
+    (net(x) * c).sum().backward()  # e = c
+    noises = contexts[-1][0]
+    with torch.no_grad():
+        y, y_noisy = net(x), perturbed_output(net, x, noises)
+    loss_change = ((y_noisy - y) * c).sum(1)
+    for i, xi in enumerate(noises):
+        lam = loss_change[:, None] * xi / 0.05**2
+        if update == "sgd":
+            expected = B[i] - 0.7 * (c @ B[i].T - lam).T @ c / 5
+        else:
+            V_new = 0.999 * V + c.T @ c
+            S_new = 0.999 * S[i] + lam.T @ c
+            expected = S_new @ torch.linalg.inv(V_new + 0.1 * torch.trace(V_new) / 3 * torch.eye(3))
+        torch.testing.assert_close(getattr(net.rule, f"B_{i}"), expected, rtol=1e-4, atol=1e-6)
+    # the forward weights learned from the B of the forward pass, as DFA would
+    assert net.rule.updates == 2
+
+
+def test_np_noise_leaves_the_clean_output_and_the_weight_update_unchanged():
+    torch.manual_seed(0)
+    net, dfa = np_net(), dale_mlp(6, [12, 10], 3, rule="dfa", activation_fn="sigmoid", seed=2)
+    dfa.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("rule.")}, strict=False)
+    x, c = torch.rand(5, 6), torch.randn(5, 3)
+    torch.testing.assert_close(net(x), dfa(x), rtol=0, atol=0)
+    (net(x) * c).sum().backward()
+    (dfa(x) * c).sum().backward()
+    for a, b in zip(net.parameters(), dfa.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
+
+
+def test_np_bad_options_and_a_diverging_feedback_are_one_clear_error():
+    for option, value, expected in [("sigma", 0.0, "sigma must be finite and > 0"), ("beta", -1.0, "beta must be finite and >= 0"),
+                                    ("decay", 1.5, "decay must be in"), ("warmup", -2, "warmup must be an integer >= 0"),
+                                    ("update", "newton", "update must be one of ridge, sgd")]:
+        with pytest.raises(ValueError, match=f"np: {expected}"):
+            np_net(**{option: value})
+    with pytest.raises(ValueError, match="np learns the feedback to hidden layers: the network has none"):
+        FeedbackNetwork([], nn.Sequential(DualStreamLinear(3, 2, shared_input=True), StreamDifference()), "np", out_features=2)
+    net = np_net(update="sgd", beta=1e38)
+    x = torch.rand(5, 6)
+    with pytest.raises(FloatingPointError, match="np: the feedback estimate for hidden layer 0 is not finite"):
+        net(x).sum().backward()
+    initial = dale_mlp(6, [12, 10], 3, rule="dfa", seed=2)
+    initial(x).sum().backward()
+    assert torch.equal(net.rule.B_0, initial.rule.B_0) and torch.equal(net.rule.B_1, initial.rule.B_1)  # no update made
+    exact = np_net(estimator="exact")
+    with pytest.raises(ValueError, match="per_example_loss"):
+        exact(x)

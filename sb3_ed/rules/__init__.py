@@ -1,4 +1,4 @@
-"""Learning rules, selectable by name: ``ed``, ``dfa``, ``bp``."""
+"""Learning rules, selectable by name: ``ed``, ``dfa``, ``np`` (learned feedback by node perturbation), ``bp``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from .base import LearningRule, deliver_error
 from .bp import BP
 from .dfa import DFA
 from .ed import ED
+from .node_perturbation import NodePerturbation
 
-RULES: dict[str, type[LearningRule]] = {rule.name: rule for rule in (ED, DFA, BP)}
+RULES: dict[str, type[LearningRule]] = {rule.name: rule for rule in (ED, DFA, NodePerturbation, BP)}
 
 
 def make_rule(rule: str | LearningRule, **kwargs) -> LearningRule:
@@ -19,4 +20,4 @@ def make_rule(rule: str | LearningRule, **kwargs) -> LearningRule:
     return RULES[rule](**kwargs)
 
 
-__all__ = ["BP", "DFA", "ED", "RULES", "LearningRule", "deliver_error", "make_rule"]
+__all__ = ["BP", "DFA", "ED", "RULES", "LearningRule", "NodePerturbation", "deliver_error", "make_rule"]

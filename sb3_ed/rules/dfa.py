@@ -20,8 +20,7 @@ class DFA(LearningRule):
     def __init__(self, out_features: int | None = None, seed: int = 0):
         if out_features is None:
             raise ValueError("dfa needs the network's output dimension: pass out_features=d")
-        super().__init__(out_features)
-        self.seed = seed
+        super().__init__(out_features, seed)
 
     def feedback_matrix(self, index: int, features: int, like: torch.Tensor) -> torch.Tensor:
         name = f"B_{index}"
@@ -39,10 +38,10 @@ class DFA(LearningRule):
         return (e @ B.T).view(shape)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The matrices are made on first use; a checkpoint may hold ones this module has not made yet.
+        # The buffers are made on first use; a checkpoint may hold ones this module has not made yet.
         for key, value in state_dict.items():
             name = key[len(prefix) :]
-            if key.startswith(prefix + "B_") and "." not in name and not hasattr(self, name):
+            if key.startswith(prefix) and "." not in name and name != "_extra_state" and not hasattr(self, name):
                 self.register_buffer(name, torch.empty_like(value))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
