@@ -13,7 +13,8 @@ pytest.importorskip("brax")
 from stable_baselines3 import PPO  # noqa: E402
 
 from sb3_ed import EDPolicy  # noqa: E402
-from sb3_ed.envs import BraxVecEnv, CraftaxVecEnv  # noqa: E402
+from sb3_ed.envs import BraxVecEnv, CraftaxVecEnv, JaxVecEnv  # noqa: E402
+from sb3_ed.envs.base import jax, jnp  # noqa: E402
 
 pytestmark = pytest.mark.medium
 
@@ -25,7 +26,7 @@ def brax_env():
 
 @pytest.fixture(scope="module")
 def craftax_env():
-    return CraftaxVecEnv(4, max_timesteps=6, seed=0, pool_size=16, refresh=2)
+    return CraftaxVecEnv(4, max_timesteps=6, seed=0, pool_size=16)
 
 
 def sampled_actions(env, rng):
@@ -59,11 +60,56 @@ def test_shapes_dtypes_and_finished_episodes(name, request):
         assert "collect_wood" in infos[0]["achievements"]
 
 
-def test_brax_restarts_from_the_first_state(brax_env):
-    first = brax_env.reset()
-    for _ in range(5):
-        obs, *_ = brax_env.step(np.zeros((3, 6), np.float32))
-    np.testing.assert_array_equal(obs, first)
+def test_every_craftax_episode_starts_in_a_world_of_its_own():
+    env = CraftaxVecEnv(64, env_name="Craftax-Classic-Symbolic-v1", max_timesteps=30)
+    env.reset()
+    rng = np.random.default_rng(0)
+    starts = []
+    for _ in range(120):
+        obs, _, dones, _ = env.step(rng.integers(0, env.action_space.n, env.num_envs))
+        starts += [obs[i].tobytes() for i in np.flatnonzero(dones)]
+    assert len(starts) >= 256
+    assert len(set(starts)) == len(starts)  # a pool handed out again and again gave 64 of 256
+
+
+def test_deterministic_evaluation_episodes_of_one_env_differ(brax_env):
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    class Still:
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            return np.zeros((len(obs), 6), np.float32), None
+
+    returns, _ = evaluate_policy(Still(), brax_env, n_eval_episodes=9, return_episode_rewards=True, warn=False)
+    assert len(set(returns)) == 9  # restarting each env from its first state gave 3
+
+
+class Counter(JaxVecEnv):
+    """Episodes of random length; a start is a number drawn from its own key."""
+
+    def __init__(self, num_envs, **kwargs):
+        from gymnasium import spaces
+
+        super().__init__(num_envs, spaces.Box(-np.inf, np.inf, (1,), np.float32), spaces.Discrete(2), 0, **kwargs)
+
+    def _initial_states(self, key, n):
+        ids = jax.random.uniform(key, (n, 1))
+        return ids, ids
+
+    def _env_step(self, states, actions, key):
+        done = jax.random.uniform(key, (self.num_envs,)) < 0.7
+        return states, states, jnp.zeros(self.num_envs), done, jnp.zeros_like(done), {}
+
+
+def test_the_pool_hands_out_each_start_once_and_refills_when_short():
+    env = Counter(8, pool_size=8)
+    handed = list(env.reset()[:, 0])
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # most envs finish every step: the pool runs short again and again
+        obs, _, dones, _ = env.step(rng.integers(0, 2, 8))
+        handed += list(obs[dones, 0])
+    assert len(handed) > 8 + 200 and len(set(handed)) == len(handed)
+    with pytest.raises(ValueError, match=r"pool_size must be an integer >= num_envs \(8\), got 4"):
+        Counter(8, pool_size=4)
 
 
 @pytest.mark.parametrize("name", ["brax_env", "craftax_env"])

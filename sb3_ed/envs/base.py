@@ -19,34 +19,91 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 class JaxVecEnv(VecEnv):
     """A VecEnv over ``num_envs`` copies of a JAX env, stepped by one jitted, vmapped function.
 
-    Subclasses give ``_reset(key) -> (carry, obs)`` and ``_step(carry, actions, key) -> (carry,
-    obs, reward, terminated, truncated, terminal_obs, extras)``, both for all envs at once, resets
-    of finished envs included (``obs`` is then the new episode's first observation). This class adds
-    the rest of SB3's contract: ``terminal_observation`` and ``TimeLimit.truncated`` in the infos of
-    finished envs, their ``episode`` return and length (Monitor format, so SB3's logger shows
-    ``ep_rew_mean`` without a VecMonitor), ``seed()``, action checks.
+    Subclasses give ``_initial_states(key, n) -> (obs, states)``, ``n`` new episodes' first
+    observations and states, and ``_env_step(states, actions, key) -> (obs, states, reward,
+    terminated, truncated, extras)`` for all envs at once, without resets.
+
+    **Every episode starts fresh.** A finished env takes the next unused start from a pool of
+    ``pool_size`` starts made ahead, each from its own key, and each handed out once; when the pool
+    holds fewer unused starts than envs finish in a step, the whole pool is made again inside the
+    same jitted step (``lax.cond``: only on those steps). Making starts is often far dearer than a
+    step (a Craftax world), and done this way it costs one start per episode, in batches.
+
+    This class adds the rest of SB3's contract: ``terminal_observation`` and
+    ``TimeLimit.truncated`` in the infos of finished envs, their ``episode`` return and length
+    (Monitor format, so SB3's logger shows ``ep_rew_mean`` without a VecMonitor), ``seed()``,
+    action checks.
+
+    :param pool_size: starts made ahead, >= ``num_envs`` (default ``num_envs``), so that one refill
+        always covers a step in which every env finishes
+    :raises ValueError: ``num_envs < 1`` or ``pool_size < num_envs``
     """
 
-    def __init__(self, num_envs: int, observation_space: spaces.Space, action_space: spaces.Space, seed: int, device=None):
+    def __init__(
+        self,
+        num_envs: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        seed: int,
+        device=None,
+        pool_size: int | None = None,
+    ):
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        self.pool_size = num_envs if pool_size is None else pool_size
+        if not isinstance(self.pool_size, (int, np.integer)) or self.pool_size < num_envs:
+            raise ValueError(f"pool_size must be an integer >= num_envs ({num_envs}), got {pool_size!r}")
+        self.render_mode = None  # SB3 asks every env for it (and warns where it is missing): these do not render
         super().__init__(num_envs, observation_space, action_space)
         self.device = jax.devices()[0] if device is None else jax.devices(device)[0] if isinstance(device, str) else device
         self._key = jax.random.PRNGKey(seed)
         # one compiled function each for all envs; jit caches the trace per instance
         self._reset_jit = jax.jit(self._reset)
-        self._step_jit = jax.jit(self._step)
+        # the carry (states and pool) is donated: updated in place, not copied every step
+        self._step_jit = jax.jit(self._step, donate_argnums=0)
         self._carry = None
         self._actions = None
         self._episode_return = np.zeros(num_envs, dtype=np.float64)
         self._episode_length = np.zeros(num_envs, dtype=np.int64)
 
     # --- for subclasses ---
-    def _reset(self, key):
+    def _initial_states(self, key, n: int):
         raise NotImplementedError
 
-    def _step(self, carry, actions, key):
+    def _env_step(self, states, actions, key):
         raise NotImplementedError
+
+    # --- the jitted functions ---
+    def _reset(self, key):
+        k_envs, k_pool, k_steps = jax.random.split(key, 3)
+        obs, states = self._initial_states(k_envs, self.num_envs)
+        pool = self._initial_states(k_pool, self.pool_size)
+        return (states, pool, jnp.int32(0), jnp.int32(self.pool_size), k_steps), obs
+
+    def _step(self, carry, actions):
+        states, pool, head, unused, key = carry
+        key, k_step, k_pool = jax.random.split(key, 3)
+        obs, states, reward, terminated, truncated, extras = self._env_step(states, actions, k_step)
+        done = terminated | truncated
+        finished = done.sum(dtype=jnp.int32)
+
+        def start_finished_envs():
+            refill = unused < finished
+            new_pool, new_head, new_unused = jax.lax.cond(
+                refill,
+                lambda: (self._initial_states(k_pool, self.pool_size), jnp.int32(0), jnp.int32(self.pool_size)),
+                lambda: (pool, head, unused),
+            )
+            # the k-th finished env (in env order) takes the unused start new_head + k
+            slot = (new_head + jnp.cumsum(done, dtype=jnp.int32) - 1) % self.pool_size
+            next_obs, next_states = where_done(done, jax.tree.map(lambda p: p[slot], new_pool), (obs, states))
+            return (next_states, new_pool, (new_head + finished) % self.pool_size, new_unused - finished), next_obs
+
+        # most steps end no episode: they skip the selection over every env's state
+        (states, pool, head, unused), next_obs = jax.lax.cond(
+            finished > 0, start_finished_envs, lambda: ((states, pool, head, unused), obs)
+        )
+        return (states, pool, head, unused, key), next_obs, reward, terminated, truncated, obs, extras
 
     def _extra_infos(self, extras, index: int) -> dict[str, Any]:
         """What a finished env reports besides its return and length (e.g. achievements);
@@ -83,7 +140,7 @@ class JaxVecEnv(VecEnv):
         if self._carry is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         with jax.default_device(self.device):
-            self._carry, *outputs = self._step_jit(self._carry, actions, self._next_key())
+            self._carry, *outputs = self._step_jit(self._carry, actions)
         return outputs
 
     def step_async(self, actions) -> None:

@@ -1,11 +1,11 @@
-"""Craftax as an SB3 VecEnv, with resets from a pool of worlds generated in the background."""
+"""Craftax as an SB3 VecEnv: every episode in a world of its own, generated ahead in batches."""
 
 from __future__ import annotations
 
 import numpy as np
 from gymnasium import spaces
 
-from .base import JaxVecEnv, jax, jnp, where_done
+from .base import JaxVecEnv, jax
 
 CRAFTAX_ENVS = ("Craftax-Symbolic-v1", "Craftax-Classic-Symbolic-v1")
 
@@ -14,11 +14,18 @@ class CraftaxVecEnv(JaxVecEnv):
     """``num_envs`` Craftax worlds stepped together by one jitted, vmapped step.
 
     Craftax's own auto-reset generates a new world for every env on every step (then keeps it only
-    where the episode ended), which costs many times a step. Here a finished episode instead takes
-    the next world from a pool of ``pool_size`` ready reset states, and each step regenerates
-    ``refresh`` pool entries inside the same jitted function, so world generation costs a small,
-    fixed fraction of a step. Finished envs report their achievements (``infos[i]["achievements"]``).
-    ``max_timesteps`` overrides Craftax's episode limit (reached: a truncation).
+    where the episode ended), which costs many times a step. Here every finished episode starts in
+    a world of its own, generated from its own key in batches ahead of use (see
+    :class:`~sb3_ed.envs.base.JaxVecEnv`): one world per episode. Finished envs report their
+    achievements (``infos[i]["achievements"]``, 0 or 1 each).
+
+    :param num_envs: worlds stepped together
+    :param env_name: ``"Craftax-Symbolic-v1"`` (default) or ``"Craftax-Classic-Symbolic-v1"``
+    :param seed: seed of the JAX key from which every world and step draws (default 0)
+    :param device: JAX device (or its platform name); default JAX's first device
+    :param pool_size: worlds generated ahead, >= ``num_envs`` (default ``num_envs``)
+    :param max_timesteps: overrides Craftax's episode limit (reaching it is a truncation)
+    :raises ValueError: an unknown ``env_name``, ``num_envs < 1`` or ``pool_size < num_envs``
     """
 
     def __init__(
@@ -28,7 +35,6 @@ class CraftaxVecEnv(JaxVecEnv):
         seed: int = 0,
         device=None,
         pool_size: int | None = None,
-        refresh: int | None = None,
         max_timesteps: int | None = None,
     ):
         if env_name not in CRAFTAX_ENVS:
@@ -40,39 +46,19 @@ class CraftaxVecEnv(JaxVecEnv):
         self.params = self.env.default_params
         if max_timesteps is not None:
             self.params = self.params.replace(max_timesteps=max_timesteps)
-        self.pool_size = pool_size or max(16, num_envs // 4)
-        self.refresh = refresh or max(1, num_envs // 128)
         observation_space = spaces.Box(-np.inf, np.inf, self.env.observation_space(self.params).shape, np.float32)
         action_space = spaces.Discrete(self.env.action_space(self.params).n)
-        super().__init__(num_envs, observation_space, action_space, seed, device)
+        super().__init__(num_envs, observation_space, action_space, seed, device, pool_size)
 
-    def _generate(self, key, n):
+    def _initial_states(self, key, n):
         return jax.vmap(self.env.reset, in_axes=(0, None))(jax.random.split(key, n), self.params)
 
-    def _reset(self, key):
-        k_envs, k_pool = jax.random.split(key)
-        obs, state = self._generate(k_envs, self.num_envs)
-        pool = self._generate(k_pool, self.pool_size)
-        return (state, pool, jnp.int32(0), jnp.int32(0)), obs
-
-    def _step(self, carry, actions, key):
-        state, (pool_obs, pool_state), take, fill = carry
-        k_step, k_fill = jax.random.split(key)
-        keys = jax.random.split(k_step, self.num_envs)
-        obs, state, reward, done, info = jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, state, actions, self.params)
-        truncated = done & (state.timestep >= self.params.max_timesteps)
+    def _env_step(self, states, actions, key):
+        keys = jax.random.split(key, self.num_envs)
+        obs, states, reward, done, info = jax.vmap(self.env.step, in_axes=(0, 0, 0, None))(keys, states, actions, self.params)
+        truncated = done & (states.timestep >= self.params.max_timesteps)
         achievements = {k.split("/", 1)[1]: v for k, v in info.items() if k.startswith("Achievements/")}
-        # finished envs take the next worlds of the pool, in order
-        slot = (take + jnp.cumsum(done) - 1) % self.pool_size
-        fresh_obs, fresh_state = jax.tree.map(lambda p: p[slot], (pool_obs, pool_state))
-        next_obs, next_state = where_done(done, (fresh_obs, fresh_state), (obs, state))
-        take = (take + done.sum()) % self.pool_size
-        # and the pool regenerates `refresh` of its oldest worlds
-        new_obs, new_state = self._generate(k_fill, self.refresh)
-        rows = (fill + jnp.arange(self.refresh)) % self.pool_size
-        pool = jax.tree.map(lambda p, n: p.at[rows].set(n), (pool_obs, pool_state), (new_obs, new_state))
-        fill = (fill + self.refresh) % self.pool_size
-        return (next_state, pool, take, fill), next_obs, reward, done & ~truncated, truncated, obs, achievements
+        return obs, states, reward, done & ~truncated, truncated, achievements
 
     def _extra_infos(self, extras, index):
         return {"achievements": {name: float(value[index]) for name, value in extras.items()}}
