@@ -27,7 +27,7 @@ def common_arguments() -> argparse.ArgumentParser:
     common.add_argument("--lr", type=float, default=DEFAULTS.lr, help="SGD learning rate, times each layer's multiplier (default: %(default)s)")
     common.add_argument("--data-dir", default=DEFAULTS.data_dir, help="torchvision data root: downloads go here; offline, files already here are used (default: %(default)s)")
     common.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULTS.device, help="auto: cuda when available (default: %(default)s)")
-    common.add_argument("--train-subset", type=int, default=0, metavar="N", help="train on the first N training images only (default: all)")
+    common.add_argument("--train-subset", type=int, default=0, metavar="N", help="train on N training images only, the same random N in every run (default: all)")
     common.add_argument("--tensorboard", type=Path, metavar="DIR", help="also log per-epoch scalars (accuracy, diagnostics) for TensorBoard under DIR")
     common.add_argument("--no-progress", action="store_true", help="no progress bars")
     return common

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import matplotlib
@@ -13,7 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
+
+from sb3_ed.reporting import plot_band, welch_table  # noqa: E402
 
 from .data import short_name  # noqa: E402
 from .train import Config, train  # noqa: E402
@@ -47,34 +47,19 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, list[dict]]:
 
 
 def table(runs: dict[str, list[dict]]) -> str:
-    base = np.array([r["final_test_accuracy"] for r in runs["proposed"]]) * 100
-    lines = [
-        "| variant | rule | test accuracy % (mean ± std) | Δ vs proposed (points) | Welch p | seeds | wall time / run (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, results in runs.items():
-        acc = np.array([r["final_test_accuracy"] for r in results]) * 100
-        std = acc.std(ddof=1) if len(acc) > 1 else 0.0
-        if name == "proposed":
-            delta, p = "—", "—"
-        else:
-            delta = f"{acc.mean() - base.mean():+.2f}"
-            p_value = stats.ttest_ind(acc, base, equal_var=False).pvalue if len(acc) > 1 and len(base) > 1 else math.nan
-            p = "n/a" if math.isnan(p_value) else f"{p_value:.2g}"
-        wall = np.mean([r["wall_time"] for r in results])
-        rule = REPORT_ENTRIES[name][0]
-        spread = f" ± {std:.2f}" if len(acc) > 1 else ""
-        lines.append(f"| {name} | {rule} | {acc.mean():.2f}{spread} | {delta} | {p} | {len(acc)} | {wall:.0f} |")
-    return "\n".join(lines)
+    accuracies = {name: [r["final_test_accuracy"] * 100 for r in results] for name, results in runs.items()}
+    extra = {
+        "rule": {name: REPORT_ENTRIES[name][0] for name in runs},
+        "wall time / run (s)": {name: f"{np.mean([r['wall_time'] for r in results]):.0f}" for name, results in runs.items()},
+    }
+    return welch_table(accuracies, "proposed", label="variant", value_name="test accuracy %", extra=extra)
 
 
 def plot_curves(runs, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, results in runs.items():
-        acc = np.array([[h["test_accuracy"] * 100 for h in r["history"]] for r in results])
-        epochs = np.arange(1, acc.shape[1] + 1)
-        ax.plot(epochs, acc.mean(0), label=name)
-        ax.fill_between(epochs, acc.min(0), acc.max(0), alpha=0.2)
+        acc = [[h["test_accuracy"] * 100 for h in r["history"]] for r in results]
+        plot_band(ax, np.arange(1, max(map(len, acc)) + 1), acc, name)
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy (mean; band: min-max over seeds)")
     ax.legend()
     ax.grid(alpha=0.3)
@@ -105,10 +90,8 @@ def plot_alignment(runs, path: Path) -> None:
     fig, axes = plt.subplots(1, max(1, len(layers)), figsize=(4.5 * max(1, len(layers)), 4), squeeze=False)
     for ax, layer in zip(axes[0], layers):
         for name, results in same_net.items():
-            cos = np.array([[h["alignment_to_bp"][layer] for h in r["history"]] for r in results])
-            epochs = np.arange(1, cos.shape[1] + 1)
-            ax.plot(epochs, cos.mean(0), label=f"{name} ({REPORT_ENTRIES[name][0]})")
-            ax.fill_between(epochs, cos.min(0), cos.max(0), alpha=0.2)
+            cos = [[h["alignment_to_bp"][layer] for h in r["history"]] for r in results]
+            plot_band(ax, np.arange(1, max(map(len, cos)) + 1), cos, f"{name} ({REPORT_ENTRIES[name][0]})")
         ax.set(xlabel="epoch", ylabel="cosine(hidden error, BP's dL/dh)", title=layer, ylim=(-0.1, 1.05))
         ax.grid(alpha=0.3)
         ax.legend()

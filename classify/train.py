@@ -32,7 +32,7 @@ class Config:
     seed: int = 0
     data_dir: str = "data"
     device: str = "auto"
-    train_subset: int = 0  # first N training images only (0: all)
+    train_subset: int = 0  # a fixed random N of the training images only (0: all)
 
     @classmethod
     def from_args(cls, args, **fields) -> Config:
@@ -79,7 +79,9 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     torch.manual_seed(config.seed)
     train_set, test_set = data.load_splits(config.dataset, config.data_dir)
     if config.train_subset:
-        train_set = data.Split(train_set.x[: config.train_subset], train_set.y[: config.train_subset], train_set.classes)
+        # a fixed random subset: image folders list their images class by class
+        keep = torch.randperm(len(train_set.y), generator=torch.Generator().manual_seed(0))[: config.train_subset]
+        train_set = data.Split(train_set.x[keep], train_set.y[keep], train_set.classes)
     x, y = train_set.x.to(device), train_set.y.to(device)
     x_test, y_test = test_set.x.to(device), test_set.y.to(device)
 

@@ -1,0 +1,98 @@
+"""python -m sb3_ed.compare on tiny runs: the table, the figures, reuse, resumption, bad input."""
+
+import json
+
+import pytest
+
+from sb3_ed.compare import FINDINGS, check_finding, main
+
+pytestmark = pytest.mark.medium
+
+TINY = ["--envs", "CartPole-v1", "--algos", "ed_ppo", "ppo", "--seeds", "2", "--steps", "256", "--eval-freq", "128",
+        "--eval-episodes", "2", "--hyperparams", "n_envs:1", "n_steps:64", "batch_size:64", "n_epochs:1"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    main([*TINY, "--out", str(out), "--jobs", "2"])
+    return out
+
+
+def test_writes_the_table_curves_and_rl_zoo_layout(results):
+    text = (results / "report.md").read_text()
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ed_ppo") or line.startswith("| ppo")]
+    assert rows == ["ed_ppo", "ppo"]
+    for png in ("learning_curves_CartPole-v1.png", "summary.png"):
+        assert (results / png).read_bytes()[:4] == b"\x89PNG"
+    # every run is an rl_zoo3 run, and OUT/logs is one rl_zoo3 log folder of all seeds
+    for algo in ("ed_ppo", "ppo"):
+        for seed in (0, 1):
+            run = results / "logs" / algo / f"CartPole-v1_{seed + 1}"
+            assert (run / "CartPole-v1.zip").is_file() and (run / "evaluations.npz").is_file()
+            assert (run / "CartPole-v1" / "config.yml").is_file()
+    record = json.loads((results / "runs" / "ed_ppo" / "CartPole-v1" / "seed1" / "run.json").read_text())
+    assert record["env_steps"] == 256 and record["seed"] == 1 and record["wall_time"] > 0
+
+
+def test_a_second_call_reuses_finished_runs_and_reruns_an_interrupted_one(results, capsys):
+    model = results / "runs" / "ppo" / "CartPole-v1" / "seed0" / "ppo" / "CartPole-v1_1" / "CartPole-v1.zip"
+    before = model.stat().st_mtime_ns
+    interrupted = results / "runs" / "ed_ppo" / "CartPole-v1" / "seed1"
+    (interrupted / "run.json").unlink()  # as a run killed before it finished leaves it
+    main([*TINY, "--out", str(results)])
+    out = capsys.readouterr().out
+    assert "3 of 4 runs already finished; 1 to run" in out
+    assert model.stat().st_mtime_ns == before  # not run again
+    assert (interrupted / "run.json").is_file() and list((interrupted / "ed_ppo").iterdir()) == [interrupted / "ed_ppo" / "CartPole-v1_1"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--steps", "512"], "holds runs made with steps 256, not 512"),
+        (["--algos", "ed_ppq"], "unknown algo 'ed_ppq'; valid: "),
+        (["--envs", "CartPole-v0x"], "unknown env 'CartPole-v0x'"),
+    ],
+)
+def test_bad_input_and_mixed_settings_are_refused_in_one_line(results, change, message):
+    argv = list(TINY)
+    for flag, value in zip(change[::2], change[1::2]):
+        argv[argv.index(flag) + 1] = value
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(results)])
+    assert message in str(exit_info.value) and "\n" not in str(exit_info.value)
+
+
+def test_ray_runs_each_run_as_a_task(tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        main([*TINY[:6], "1", *TINY[7:], "--out", str(tmp_path), "--ray", "local"])
+    finally:
+        ray.shutdown()
+    assert len(list((tmp_path / "runs").glob("*/CartPole-v1/seed0/run.json"))) == 2
+
+
+def test_ray_missing_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(SystemExit, match=r"--ray needs Ray: pip install 'sb3-ed\[ray\]'"):
+        main([*TINY, "--out", str(tmp_path), "--ray", "auto"])
+
+
+def seeds(*finals):
+    return [{"final": f, "seed": i} for i, f in enumerate(finals)]
+
+
+def test_findings_are_judged_by_welch_test():
+    beats = next(f for f in FINDINGS if f[:2] == ("HalfCheetah", "beats") and f[3] == "dale_bp_ppo")
+    assert "**reproduced**" in check_finding(beats, {"ed_ppo": seeds(5000, 5100, 4900), "dale_bp_ppo": seeds(3000, 3100, 2900)})
+    assert "**not reproduced**" in check_finding(beats, {"ed_ppo": seeds(3000, 3100, 2900), "dale_bp_ppo": seeds(5000, 5100, 4900)})
+    assert "**not significant**" in check_finding(beats, {"ed_ppo": seeds(5000, 1000, 4000), "dale_bp_ppo": seeds(3000, 4100, 2900)})
+    weakest = next(f for f in FINDINGS if f[1] == "weakest")
+    table = {"dfa_ppo": seeds(1, 2, 1.5), "ed_ppo": seeds(10, 11, 10.5), "ppo": seeds(20, 21, 20.5)}
+    assert "**reproduced**" in check_finding(weakest, table)
+    assert "**not reproduced**" in check_finding(weakest, {**table, "dfa_ppo": seeds(30, 31, 30)})
+    assert check_finding(beats, {"ed_ppo": seeds(1, 2)}) is None  # dale_bp_ppo did not run
