@@ -12,21 +12,11 @@ from .layers import (
     split_streams,
 )
 from .network import FeedbackNetwork, activation, dale_mlp, mlp
-from .rules import BP, DFA, ED, RULES, LearningRule, make_rule
+# importing the policies registers their names with SB3's PPO and A2C: PPO("EDPolicy", env) works
+from .policies import DaleBPPolicy, DFAPolicy, EDPolicy, FeedbackPolicy, NPPolicy
+from .rules import BP, DFA, ED, RULES, LearningRule, NodePerturbation, make_rule
 
 __version__ = "0.1.0"
-
-_POLICIES = ("EDPolicy", "DFAPolicy", "DaleBPPolicy", "FeedbackPolicy")
-
-
-def __getattr__(name):
-    # The policies need Stable-Baselines3; the layers and rules do not.
-    if name in _POLICIES:
-        from . import policies
-
-        return getattr(policies, name)
-    raise AttributeError(f"module 'sb3_ed' has no attribute {name!r}")
-
 
 __all__ = [
     "BP",
@@ -35,6 +25,8 @@ __all__ = [
     "DaleBPPolicy",
     "EDPolicy",
     "FeedbackPolicy",
+    "NPPolicy",
+    "NodePerturbation",
     "DFA",
     "ED",
     "RULES",

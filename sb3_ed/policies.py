@@ -49,13 +49,33 @@ class DaleMlpExtractor(nn.Module):
 
 
 class FeedbackPolicy(ActorCriticPolicy):
-    """An actor-critic policy whose MLPs learn by ``rule``; subclasses fix the rule and the layers.
+    """An actor-critic policy whose policy and value MLPs learn by a :mod:`~sb3_ed.rules` rule;
+    subclasses fix the rule (``rule``) and the kind of network (``dual_stream``).
 
-    ``policy_kwargs`` (besides SB3's own ``net_arch``, ``activation_fn``, ``log_std_init`` ...):
-    ``widths`` (sigmoid widths), ``rms_norm``, ``exc_scale`` / ``inh_scale`` (E/I init scales),
-    ``init`` (``"abs_normal"``: absolute Gaussian samples, or ``"uniform"``), ``floor``, ``dale``
-    (False: the non-Dalean variant), ``output_scale`` (init scale of the policy's output layer),
-    ``feedback_seed`` (DFA's matrices).
+    The policy network ends in the distribution parameters (the Gaussian mean for Box actions, the
+    logits otherwise) and the value network in ``V``: PPO's loss reaches them as ``dL/d(mean or
+    logits)`` and ``dL/dV``, from which the rule makes the hidden layers' errors. Besides SB3's own
+    keyword arguments (``net_arch``, ``log_std_init``, ``optimizer_class`` ...):
+
+    :param activation_fn: hidden activation, an ``nn`` class or its name: ``nn.ReLU`` (default),
+        ``nn.Sigmoid``, ``nn.Tanh``, ``nn.Identity``
+    :param ortho_init: SB3's orthogonal init; off (default False): Dale weights are non-negative
+    :param rms_norm: divide each hidden stream by its root-mean-square activity (default: True for
+        dual-stream networks)
+    :param widths: sigmoid width ``w`` of ``sigmoid(a / w)`` (default 1.0)
+    :param exc_scale: init scale of ``W_pp``, ``W_nn`` (default 1.0)
+    :param inh_scale: init scale of ``W_pn``, ``W_np`` (default 1.0)
+    :param init: ``"abs_normal"`` (default) or ``"uniform"``: the non-negative init, scaled by
+        ``1/sqrt(fan_in)``
+    :param floor: the smallest Dale weight (default 1e-6)
+    :param dale: False gives the non-Dalean variant of the same networks (default True)
+    :param output_scale: extra init scale of the policy network's output layer (default 0.01, as
+        SB3's action head)
+    :param feedback_seed: seed of the rule's random feedback (DFA, np); the value network uses
+        ``feedback_seed + 1`` (default 0)
+    :param rule_kwargs: options of the rule (e.g. ``dict(sigma=1e-3)`` for ``np``; default none)
+    :raises ValueError: an activation the networks do not know, gSDE, or (for direct rules) a
+        features extractor with trainable parameters
     """
 
     rule = "ed"
@@ -75,6 +95,7 @@ class FeedbackPolicy(ActorCriticPolicy):
         dale: bool = True,
         output_scale: float = 0.01,
         feedback_seed: int = 0,
+        rule_kwargs: dict[str, Any] | None = None,
         **kwargs,
     ):
         name = ACTIVATION_NAMES.get(activation_fn, activation_fn)
@@ -91,13 +112,14 @@ class FeedbackPolicy(ActorCriticPolicy):
             "dale": dale,
             "output_scale": output_scale,
             "feedback_seed": feedback_seed,
+            "rule_kwargs": dict(rule_kwargs or {}),
         }
         super().__init__(*args, activation_fn=nn.Identity, ortho_init=ortho_init, **kwargs)
 
     def _network(self, in_features: int, hidden: list[int], out_features: int, output_scale: float, seed: int) -> FeedbackNetwork:
         k = self.network_kwargs
         if not self.dual_stream:
-            return mlp(in_features, hidden, out_features, rule=self.rule, activation_fn=k["activation_fn"], seed=seed)
+            return mlp(in_features, hidden, out_features, rule=self.rule, activation_fn=k["activation_fn"], seed=seed, **k["rule_kwargs"])
         layers = len(hidden) + 1
         exc = [k["exc_scale"]] * (layers - 1) + [k["exc_scale"] * output_scale]
         inh = [k["inh_scale"]] * (layers - 1) + [k["inh_scale"] * output_scale]
@@ -115,6 +137,7 @@ class FeedbackPolicy(ActorCriticPolicy):
             inh_scale=inh,
             init=k["init"],
             seed=seed,
+            **k["rule_kwargs"],
         )
 
     def _build_mlp_extractor(self) -> None:
@@ -171,6 +194,14 @@ class DFAPolicy(FeedbackPolicy):
         super().__init__(*args, activation_fn=activation_fn, **kwargs)
 
 
-POLICIES = {cls.__name__: cls for cls in (EDPolicy, DFAPolicy, DaleBPPolicy)}
+class NPPolicy(FeedbackPolicy):
+    """The dual-stream Dale networks of EDPolicy, trained by learned direct feedback: node
+    perturbation fits each hidden layer's ``B_l`` to backprop's ``dL/dh_l`` (rule ``np``; its
+    options through ``rule_kwargs``)."""
+
+    rule = "np"
+
+
+POLICIES = {cls.__name__: cls for cls in (EDPolicy, DFAPolicy, DaleBPPolicy, NPPolicy)}
 for _algo in (PPO, A2C):
     _algo.policy_aliases.update(POLICIES)

@@ -30,7 +30,7 @@ from . import policies  # noqa: F401  (registers the policy names with PPO)
 from .envs import JAX_ENV_IDS, make_jax_vec_env
 
 # algo id -> SB3 class; each is PPO with the policy its zoo config names
-ED_ALGOS = {"ed_ppo": PPO, "ed_ppo_nondale": PPO, "dfa_ppo": PPO, "dale_bp_ppo": PPO}
+ED_ALGOS = {"ed_ppo": PPO, "ed_ppo_nondale": PPO, "dfa_ppo": PPO, "dale_bp_ppo": PPO, "np_ppo": PPO}
 PPO_KEYS = ("n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")
 # Optuna parameter of the Dale networks' search space -> the policy keyword it sets
 DALE_TRIAL_PARAMS = {

@@ -8,8 +8,15 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from sb3_ed import DaleBPPolicy, DFAPolicy, DualStreamLinear, EDPolicy
+from sb3_ed import DaleBPPolicy, DFAPolicy, DualStreamLinear, EDPolicy, NPPolicy
 from sb3_ed.rules import ED
+
+
+def same_state(a, b) -> bool:
+    """Equal state dicts, extra states (dicts of tensors and numbers) included."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
 
 
 def dale_weights(policy):
@@ -18,6 +25,7 @@ def dale_weights(policy):
 
 @pytest.mark.parametrize("env_id, d", [("Pendulum-v1", 1), ("CartPole-v1", 2)])
 def test_networks_end_in_the_distribution_parameters_and_the_value(env_id, d):
+    # a plain `import sb3_ed` (as in test_policies' imports) registers the names with PPO
     model = PPO("EDPolicy", env_id, n_steps=64, batch_size=64, seed=0)
     extractor = model.policy.mlp_extractor
     assert extractor.policy_net.output[0].out_features == d  # Gaussian mean, or Categorical logits
@@ -42,7 +50,7 @@ def test_the_policy_network_learns_from_dL_dmean():
     torch.testing.assert_close(seen[0], -(actions - mean) / sigma2 / 5)
 
 
-@pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy, DaleBPPolicy])
+@pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy, DaleBPPolicy, NPPolicy])
 def test_save_load_gives_identical_actions_and_feedback(policy, tmp_path):
     model = PPO(policy, "Pendulum-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0)
     model.learn(128)
@@ -52,13 +60,12 @@ def test_save_load_gives_identical_actions_and_feedback(policy, tmp_path):
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     for a, b in zip(model.policy.mlp_extractor.modules(), loaded.policy.mlp_extractor.modules()):
         if hasattr(a, "rule"):
-            assert a.rule.state_dict().keys() == b.rule.state_dict().keys()
-            assert all(torch.equal(a.rule.state_dict()[k], b.rule.state_dict()[k]) for k in a.rule.state_dict())
+            assert same_state(a.rule.state_dict(), b.rule.state_dict())
     if policy is DFAPolicy:
         assert "B_0" in loaded.policy.mlp_extractor.policy_net.rule.state_dict()
 
 
-@pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy, DaleBPPolicy])
+@pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy, DaleBPPolicy, NPPolicy])
 def test_policies_pickle_and_deepcopy_like_sb3_policies(policy, tmp_path):
     model = PPO(policy, "Pendulum-v1", n_steps=64, batch_size=32, n_epochs=1, seed=0)
     fresh_copy = copy.deepcopy(model.policy)  # SB3's own policies deepcopy before training only
@@ -91,7 +98,7 @@ def test_weights_stay_above_floor_through_learn_and_after_load(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy, DaleBPPolicy])
+@pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy, DaleBPPolicy, NPPolicy])
 def test_learns_and_reloads_on_cuda(policy, tmp_path):
     model = PPO(policy, "Pendulum-v1", n_steps=64, batch_size=32, n_epochs=2, learning_rate=0.05, device="cuda", seed=0)
     model.learn(256)
@@ -135,24 +142,31 @@ def test_nan_observations_raise():
         model.predict(np.array([np.nan, 0.0, 0.0], dtype=np.float32))
 
 
+CARTPOLE = dict(n_envs=8, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8, learning_rate=1e-3)
+
+
 @pytest.mark.medium
 @pytest.mark.parametrize(
-    "env_id, steps, kwargs",
+    "policy, env_id, steps, kwargs, threshold",
     [
-        ("CartPole-v1", 40_000, dict(n_envs=8, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8, learning_rate=1e-3)),
-        ("InvertedPendulum-v5", 40_000, dict(n_envs=4, n_steps=512, batch_size=64, n_epochs=10, learning_rate=1e-3)),
+        (EDPolicy, "CartPole-v1", 40_000, CARTPOLE, 100),
+        (EDPolicy, "InvertedPendulum-v5", 40_000, dict(n_envs=4, n_steps=512, batch_size=64, n_epochs=10, learning_rate=1e-3), 100),
+        (NPPolicy, "CartPole-v1", 40_000, CARTPOLE, 100),
+        # Pendulum's returns are negative: -1270 before training (measured), better is higher
+        (NPPolicy, "Pendulum-v1", 50_000, dict(n_envs=4, n_steps=1024, batch_size=64, n_epochs=10, gamma=0.9, learning_rate=1e-3, policy_kwargs=dict(log_std_init=-1.0)), -900),
     ],
+    ids=["ed-CartPole", "ed-InvertedPendulum", "np-CartPole", "np-Pendulum"],
 )
-def test_ed_ppo_improves_returns(env_id, steps, kwargs):
+def test_ppo_improves_returns(policy, env_id, steps, kwargs, threshold):
     from stable_baselines3.common.env_util import make_vec_env
 
+    kwargs = dict(kwargs)
     env = make_vec_env(env_id, n_envs=kwargs.pop("n_envs"), seed=0)
-    model = PPO(EDPolicy, env, seed=0, **kwargs)
+    model = PPO(policy, env, seed=0, **kwargs)
     before, _ = evaluate_policy(model, env, n_eval_episodes=10)
     model.learn(steps)
     after, _ = evaluate_policy(model, env, n_eval_episodes=10)
-    assert after > 2 * before and after > 100, (before, after)
-
+    assert after > before + 200 and after > threshold, (before, after)
 
 
 @pytest.mark.parametrize("policy, cosine_one", [(EDPolicy, False), (DaleBPPolicy, True)])
@@ -175,3 +189,29 @@ def test_diagnostics_callback_logs_per_layer(policy, cosine_one):
         assert (abs(cosine - 1) < 1e-4) == (cosine_one or layer.endswith("output.0"))
     # only a direct rule routes errors to hidden layers
     assert (logged.get("dale/policy/routed_error_0", 0) > 0) == (policy is EDPolicy)
+    # the hidden errors' alignment with backprop's dL/dh: exact under bp, not under ed
+    for block in ("policy_net.hidden.0", "policy_net.hidden.1", "value_net.hidden.1"):
+        assert (abs(logged[f"dale/{block}/alignment_to_bp"] - 1) < 1e-4) == cosine_one
+
+
+@pytest.mark.parametrize("clip_range_vf", [None, 0.05])
+def test_the_diagnostics_loss_is_ppos_own(clip_range_vf, monkeypatch):
+    from sb3_ed.callbacks import DaleDiagnosticsCallback
+
+    # two epochs: in the second the values have moved away from the rollout's, so clipping them counts
+    model = PPO(EDPolicy, "Pendulum-v1", n_steps=64, batch_size=64, n_epochs=2, clip_range_vf=clip_range_vf, learning_rate=0.01, seed=0)
+    batches, losses = [], []
+    get, backward = model.rollout_buffer.get, torch.Tensor.backward
+
+    def recording_backward(loss, *args, **kwargs):  # PPO's loss, and the parameters it was computed at
+        losses.append((loss.item(), {k: v.clone() for k, v in model.policy.state_dict().items()}))
+        return backward(loss, *args, **kwargs)
+
+    monkeypatch.setattr(model.rollout_buffer, "get", lambda size: (batches.append(b) or b for b in get(size)))
+    monkeypatch.setattr(torch.Tensor, "backward", recording_backward)
+    diagnostics = DaleDiagnosticsCallback()
+    model.learn(64, callback=diagnostics)
+    assert len(batches) == len(losses) == 2
+    loss, state = losses[-1]
+    model.policy.load_state_dict(state)
+    assert diagnostics.ppo_loss(batches[-1]).item() == pytest.approx(loss, rel=1e-6)

@@ -55,7 +55,7 @@ def test_the_ppo_family_configs_differ_only_in_policy_activation_and_dale():
         entry.pop("policy")
         return entry, {k: v for k, v in kwargs.items() if k not in ("activation_fn", "dale")}
 
-    configs = {algo: yaml.safe_load(zoo_config(algo).read_text()) for algo in ("ppo", "ed_ppo", "ed_ppo_nondale", "dale_bp_ppo", "dfa_ppo")}
+    configs = {algo: yaml.safe_load(zoo_config(algo).read_text()) for algo in ("ppo", "ed_ppo", "ed_ppo_nondale", "dale_bp_ppo", "dfa_ppo", "np_ppo")}
     for env_id, entry in configs["ed_ppo"].items():
         for algo, config in configs.items():
             assert comparable(config[env_id]) == comparable(entry), (algo, env_id)
