@@ -1,1 +1,2 @@
-"""Dual-stream Dale classifiers on MNIST and CIFAR-10, trained by ED, DFA or BP (``python -m classify``)."""
+"""Dual-stream Dale classifiers on MNIST-format sets, CIFAR-10 and image folders, trained by ED, DFA,
+learned feedback (np) or BP (``python -m classify``)."""

@@ -1,5 +1,5 @@
-"""python -m classify mnist|fashion-mnist|kmnist|cifar10 [options] | python -m classify folder PATH [options]
-| python -m classify report DATASET [options]"""
+"""``python -m classify mnist|fashion-mnist|kmnist|cifar10 [options]``, ``python -m classify folder
+PATH [options]``, ``python -m classify report DATASET [options]``."""
 
 from __future__ import annotations
 

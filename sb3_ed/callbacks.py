@@ -19,7 +19,7 @@ class DaleDiagnosticsCallback(BaseCallback):
 
     - ``dale/<layer>/ei_ratio`` and ``dale/<layer>/floor_W_pp`` ...: E/I weight ratio, fraction of
       each sub-matrix at the floor;
-    - ``dale/<net>/routed_error_<l>``: mean |error| the rule handed to hidden layer ``l`` in the
+    - ``dale/<net>/routed_error_<l>``: mean ``|error|`` the rule handed to hidden layer ``l`` in the
       last minibatch of the last ``train()``;
     - every ``cosine_every`` rollouts (0: never, the default), on ``batch_size`` samples of the new
       rollout, not yet trained on: ``dale/<layer>/cosine_to_bp``, the cosine between the rule's

@@ -1,5 +1,5 @@
 """The paper's RL comparison in one command: every env x algo x seed as an ordinary rl_zoo3 run, then
-the table, the learning curves and a check of the paper's findings.
+the table, the learning curves and a check of the paper's findings::
 
     python -m sb3_ed.compare --envs HalfCheetah-v5 Ant-v5 Humanoid-v5 Craftax-Classic-Symbolic-v1 \\
         --algos ed_ppo ed_ppo_nondale dale_bp_ppo dfa_ppo ppo ars --seeds 3 --out runs/compare --jobs 2

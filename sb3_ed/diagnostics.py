@@ -36,7 +36,7 @@ def weight_stats(module: nn.Module) -> dict[str, dict[str, float]]:
 
 
 def surrogate_gradients(module: nn.Module, loss_fn: Callable[[], torch.Tensor]) -> dict[str, float]:
-    """Mean |dL/da| at each Dale layer's pre-activation for one ``loss_fn().backward()``: the signal
+    """Mean ``|dL/da|`` at each Dale layer's pre-activation for one ``loss_fn().backward()``: the signal
     each layer learns from (under ``bp``, its attenuation from the output to the first layer).
     Parameter gradients are restored afterwards, so this can run between training steps."""
     layers = dale_layers(module)

@@ -1,4 +1,4 @@
-"""Watch or evaluate a trained agent: rl_zoo3's ``enjoy`` with the package's algorithms.
+"""Watch or evaluate a trained agent: rl_zoo3's ``enjoy`` with the package's algorithms::
 
     python -m sb3_ed.enjoy --algo ed_ppo --env CartPole-v1 -f logs --no-render -n 1000
 

@@ -1,7 +1,7 @@
 """Dual-stream Dale layers and the activations that go with them.
 
 A layer holds an excitatory (p) and an inhibitory (n) stream. Its activity travels as one tensor
-with the p-stream in the first half of dim 1 and the n-stream in the second: ``[x_p | x_n]``.
+with the p-stream in the first half of dim 1 and the n-stream in the second: ``[x_p | x_n]``::
 
     a_p = W_pp x_p - W_pn x_n + b_p
     a_n = W_nn x_n - W_np x_p + b_n
@@ -214,7 +214,7 @@ _OPTIONS_DOC = """
     :param exc_scale: init scale of the same-stream blocks ``W_pp``, ``W_nn`` (default 1.0).
     :param inh_scale: init scale of the cross-stream blocks ``W_pn``, ``W_np`` (default 1.0).
     :param init: ``"uniform"`` (U(0, 1/sqrt(fan_in)), the default) or ``"abs_normal"``
-        (|N(0, 1/fan_in)|): non-negative, then times the scales above.
+        (``|N(0, 1/fan_in)|``): non-negative, then times the scales above.
     :raises ValueError: an unknown ``init``, or ``floor < 0`` with ``dale=True``; in ``forward``, an
         input whose channel count does not fit ``shared_input``.
     :raises TypeError: the weight was parametrized (``torch.nn.utils.parametrize``): the floor cannot

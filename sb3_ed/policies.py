@@ -1,4 +1,5 @@
-"""Stable-Baselines3 actor-critic policies whose policy and value MLPs learn by ED, DFA or BP.
+"""Stable-Baselines3 actor-critic policies whose policy and value MLPs learn by ED, DFA, learned
+feedback (np) or BP.
 
 ``PPO(EDPolicy, env)`` trains with SB3's own ``train()``: PPO's loss reaches the end of each network
 as ``dL/d(distribution parameters)`` (the Gaussian mean, or the logits) and ``dL/dV``; the rule

@@ -1,4 +1,4 @@
-"""Record a video of a trained agent: rl_zoo3's ``record_video`` with the package's algorithms.
+"""Record a video of a trained agent: rl_zoo3's ``record_video`` with the package's algorithms::
 
     python -m sb3_ed.record_video --algo ed_ppo --env CartPole-v1 -f logs -n 500 -o videos
 

@@ -2,8 +2,8 @@
 
 This is rl_zoo3's own trainer (every rl_zoo3 flag works: ``-n``, ``--seed``, ``-tb``,
 ``--eval-freq``, ``-optimize --n-trials --sampler tpe --storage --study-name``, ``--trial-id``,
-``-i``, ``--progress`` ...) with ``ed_ppo``, ``ed_ppo_nondale``, ``dfa_ppo`` and ``dale_bp_ppo``
-added to its algorithm table and to its Optuna samplers (see :mod:`sb3_ed.zoo`). Hyperparameters
+``-i``, ``--progress`` ...) with ``ed_ppo``, ``ed_ppo_nondale``, ``dale_bp_ppo``, ``dfa_ppo`` and
+``np_ppo`` added to its algorithm table and to its Optuna samplers (see :mod:`sb3_ed.zoo`). Hyperparameters
 come from the package's ``zoo_configs/<algo>.yml`` unless ``--conf-file`` names another file;
 ``--algo ppo`` and ``--algo ars`` read the package's settings too, for comparisons on the same
 settings.

@@ -154,8 +154,8 @@ class JaxVecEnv(VecEnv):
 
         ``actions`` is a torch tensor; ``(obs, reward, terminated, truncated)`` come back as torch
         tensors sharing the JAX buffers through DLPack: on a GPU nothing crosses to the host.
-        Finished envs are reset as in :meth:`step`, but no infos and no episode statistics are
-        kept (they would need the host). SB3's own algorithms use :meth:`step`: their rollout
+        Finished envs are reset as in ``step()``, but no infos and no episode statistics are
+        kept (they would need the host). SB3's own algorithms use ``step()``: their rollout
         buffers are numpy.
         """
         self._check_actions(actions.shape)

@@ -127,7 +127,7 @@ class NodePerturbation(DFA):
     def gradient_estimates(self, e: torch.Tensor, context: Any) -> list[torch.Tensor]:
         """Per hidden point, ``lambda_l = dL * xi_l / sigma^2`` of each example, ``(batch, features)``:
         the node-perturbation estimates of ``dL/dh_l`` from one backward's ``e`` and the ``context``
-        that :meth:`forward_context` returned for its forward pass."""
+        that :meth:`~sb3_ed.rules.LearningRule.forward_context` returned for its forward pass."""
         noises, difference = context
         loss_change = (e * difference).sum(1) if self.estimator == "first_order" else difference.reshape(-1)
         return [(loss_change[:, None] * xi.flatten(1)) / self.sigma**2 for xi in noises]
