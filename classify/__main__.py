@@ -4,6 +4,7 @@ PATH [options]``, ``python -m classify report DATASET [options]``."""
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from pathlib import Path
 
@@ -18,10 +19,23 @@ DEFAULTS = Config()
 DATASETS = tuple(data.SPECS)
 
 
+def rule_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``, the value read as a Python literal where it is one (``0.01``, ``True``) and as
+    a string otherwise (``exact``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
 def common_arguments() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--rule", choices=list(RULES), default=DEFAULTS.rule, help="learning rule (default: %(default)s)")
     common.add_argument("--arch", choices=["auto", *ARCHITECTURES], default=DEFAULTS.arch, help="network: mlp (the paper's MNIST network), conv (its CIFAR-10 network), auto: conv for colour images, mlp for grey ones (default: %(default)s)")
+    common.add_argument("--rule-option", action="append", type=rule_option, default=[], dest="rule_options", metavar="KEY=VALUE", help="a keyword argument of the rule, repeatable: e.g. --rule-option estimator=exact --rule-option sigma=0.01 for np (see its docs)")
     common.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs (default: %(default)s)")
     common.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="mini-batch size (default: %(default)s)")
     common.add_argument("--lr", type=float, default=DEFAULTS.lr, help="SGD learning rate, times each layer's multiplier (default: %(default)s)")

@@ -84,7 +84,9 @@ def default_architecture(in_shape: tuple[int, int, int]) -> str:
     return "conv" if in_shape[0] == 3 else "mlp"
 
 
-def build(arch_name: str, in_shape: tuple[int, int, int], num_classes: int, rule: str, variant: str, seed: int = 0) -> FeedbackNetwork:
+def build(
+    arch_name: str, in_shape: tuple[int, int, int], num_classes: int, rule: str, variant: str, seed: int = 0, **rule_kwargs
+) -> FeedbackNetwork:
     """The classifier ``arch_name`` (a key of ``ARCHITECTURES``) for images of ``in_shape``
     ``(C, H, W)``, with ``num_classes`` independent sigmoid outputs.
 
@@ -124,7 +126,7 @@ def build(arch_name: str, in_shape: tuple[int, int, int], num_classes: int, rule
         hidden.append(nn.Sequential(*flatten, linear, Sigmoid(width(arch.fc_width))))
         features = units
     output = nn.Sequential(DualStreamLinear(features, num_classes), Sigmoid(width(arch.output_width)), StreamDifference())
-    net = FeedbackNetwork(hidden, output, rule, out_features=num_classes, seed=seed)
+    net = FeedbackNetwork(hidden, output, rule, out_features=num_classes, seed=seed, **rule_kwargs)
     return net.to(memory_format=torch.channels_last) if arch.conv_channels else net
 
 

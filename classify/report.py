@@ -19,7 +19,7 @@ from .data import short_name  # noqa: E402
 from .train import Config, train  # noqa: E402
 
 # name -> (rule, variant): proposed ED, DFA on the same network, seed ED, the three single ablations,
-# and exact backprop through the same network (the control)
+# learned direct feedback (node perturbation) and exact backprop through the same network
 REPORT_ENTRIES = {
     "proposed": ("ed", "proposed"),
     "dfa": ("dfa", "proposed"),
@@ -27,6 +27,7 @@ REPORT_ENTRIES = {
     "no-center": ("ed", "no-center"),
     "sym-init": ("ed", "sym-init"),
     "uniform-width": ("ed", "uniform-width"),
+    "np": ("np", "proposed"),
     "bp": ("bp", "proposed"),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -33,24 +34,34 @@ class Config:
     data_dir: str = "data"
     device: str = "auto"
     train_subset: int = 0  # a fixed random N of the training images only (0: all)
+    rule_options: dict = dataclasses.field(default_factory=dict)  # keyword arguments of the rule (e.g. np's sigma)
 
     @classmethod
     def from_args(cls, args, **fields) -> Config:
         """A config from parsed CLI arguments (those named like its fields), then ``fields``."""
         given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+        if isinstance(given.get("rule_options"), list):  # the CLI's (key, value) pairs
+            given["rule_options"] = dict(given["rule_options"])
         return cls(**{**given, **fields})
 
 
+def per_example_loss(y: torch.Tensor, labels: torch.Tensor, center: bool) -> torch.Tensor:
+    """``0.5 * |r_b|^2 / batch`` of each example ``b``, ``(batch,)``: the terms whose sum is
+    :func:`one_vs_all_loss` (the loss the ``np`` rule's exact estimator compares)."""
+    r = y - F.one_hot(labels, y.shape[1]).to(y.dtype)
+    if center:
+        r = r - r.mean(dim=0, keepdim=True)
+    return 0.5 * r.pow(2).sum(dim=1) / len(r)
+
+
 def one_vs_all_loss(y: torch.Tensor, labels: torch.Tensor, center: bool) -> torch.Tensor:
-    """``0.5 * |r|^2`` per sample, ``r = y - t`` (t one-hot), so that ``dL/dy = r`` (over the batch).
+    """``0.5 * |r|^2`` per sample, ``r = y - t`` (t one-hot), averaged over the batch, so that
+    ``dL/dy = r / batch``.
 
     Batch-centred: ``r`` minus its per-class mini-batch mean. That is the gradient of the same loss
     on centred residuals, so the centring needs no help from the learning rule.
     """
-    r = y - F.one_hot(labels, y.shape[1]).to(y.dtype)
-    if center:
-        r = r - r.mean(dim=0, keepdim=True)
-    return 0.5 * r.pow(2).sum(dim=1).mean()
+    return per_example_loss(y, labels, center).sum()
 
 
 def learning_rate(config: Config, epoch: int) -> float:
@@ -88,9 +99,11 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     in_shape = tuple(x.shape[1:])
     arch_name = models.default_architecture(in_shape) if config.arch == "auto" else config.arch
     try:
-        net = models.build(arch_name, in_shape, len(train_set.classes), config.rule, config.variant, config.seed).to(device)
-    except ValueError as err:  # the images do not fit the network
+        net = models.build(arch_name, in_shape, len(train_set.classes), config.rule, config.variant, config.seed, **config.rule_options).to(device)
+    except ValueError as err:  # the images do not fit the network, or a rule option is out of range
         raise data.DataError(f"{config.dataset}: {err}") from err
+    except TypeError as err:  # a rule option the rule does not take
+        raise data.DataError(f"--rule-option for rule {config.rule}: {err}") from err
     probe = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))[:256].to(device)
     models.center_biases(net, x[probe])
     arch = models.ARCHITECTURES[arch_name]
@@ -132,6 +145,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         net.train()
         for i in bar:
             batch = order[i : i + config.batch_size]
+            if hasattr(net.rule, "per_example_loss"):  # a rule that can compare losses (np's exact estimator)
+                net.rule.per_example_loss = functools.partial(per_example_loss, labels=y[batch], center=center)
             out_y = net(x[batch])
             loss = one_vs_all_loss(out_y, y[batch], center)
             optimizer.zero_grad(set_to_none=True)

@@ -3,6 +3,7 @@ and how well a rule's hidden errors align with backprop's."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -51,10 +52,12 @@ def surrogate_gradients(module: nn.Module, loss_fn: Callable[[], torch.Tensor]) 
 
     handles = [layer.register_forward_hook(keep(name)) for name, layer in layers.items()]
     saved = [(p, p.grad) for p in module.parameters()]
+    rule = getattr(module, "rule", None)  # a probe, not a training step: a rule keeps its state
     try:
         for p, _ in saved:
             p.grad = None
-        loss_fn().backward()
+        with rule.frozen() if rule is not None else contextlib.nullcontext():
+            loss_fn().backward()
     finally:
         for h in handles:
             h.remove()

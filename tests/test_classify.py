@@ -219,3 +219,21 @@ def test_mnist_format_sets_load_by_name_from_files_written_here(tmp_path, name, 
     split = data.load(name, tmp_path, train=False)
     assert split.x.shape == (20, 1, 28, 28) and torch.equal(split.y, torch.as_tensor(labels, dtype=torch.long))
     assert len(split.classes) == 10
+
+
+@pytest.mark.parametrize("estimator", ["first_order", "exact"])
+def test_np_trains_with_either_estimator_through_rule_options(mnist_root, tmp_path, estimator):
+    argv = ["mnist", "--rule", "np", "--rule-option", f"estimator={estimator}", "--rule-option", "sigma=0.01", "--epochs", "1",
+            "--train-subset", "300", "--data-dir", str(mnist_root), "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "seed0" / "results.json").read_text())
+    assert result["config"]["rule_options"] == {"estimator": estimator, "sigma": 0.01}
+    assert result["final_test_accuracy"] > 0.3  # chance is 0.1
+    assert 0 < result["history"][-1]["alignment_to_bp"]["hidden.0"] <= 1
+
+
+def test_a_rule_option_the_rule_does_not_take_is_one_line(mnist_root, tmp_path, capsys):
+    argv = ["mnist", "--rule", "np", "--rule-option", "sigmaa=1", "--epochs", "1", "--data-dir", str(mnist_root), "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--rule-option for rule np" in err and "'sigmaa'" in err
