@@ -29,9 +29,9 @@ args = parser.parse_args()
 n = args.num_envs
 
 
-def timed(fn):
+def timed(fn, *args):
     start = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - start
 
 
@@ -88,16 +88,16 @@ ratios = {}
 for name, (make_raw, make_vec) in cases.items():
     step, carry = make_raw()
     key = jax.random.PRNGKey(1)
-    compile_raw = timed(lambda: run_raw(step, carry, key, 1))
+    compile_raw = timed(run_raw, step, carry, key, 1)
     env = make_vec()
     rng = np.random.default_rng(0)
-    compile_vec = timed(env.reset) + timed(lambda: run_vec(env, rng, 1))
+    compile_vec = timed(env.reset) + timed(run_vec, env, rng, 1)
     raw_time = vec_time = 0.0
     for block in range(args.blocks + 1):
         start = time.perf_counter()
         carry, key = run_raw(step, carry, key, args.steps)
         raw_seconds = time.perf_counter() - start
-        vec_seconds = timed(lambda: run_vec(env, rng, args.steps))
+        vec_seconds = timed(run_vec, env, rng, args.steps)
         if block:
             raw_time, vec_time = raw_time + raw_seconds, vec_time + vec_seconds
     total = args.blocks * args.steps * n

@@ -34,8 +34,21 @@ def rule_option(text: str) -> tuple[str, object]:
 def common_arguments() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--rule", choices=list(RULES), default=DEFAULTS.rule, help="learning rule (default: %(default)s)")
-    common.add_argument("--arch", choices=["auto", *ARCHITECTURES], default=DEFAULTS.arch, help="network: mlp (the paper's MNIST network), conv (its CIFAR-10 network), auto: conv for colour images, mlp for grey ones (default: %(default)s)")
-    common.add_argument("--rule-option", action="append", type=rule_option, default=[], dest="rule_options", metavar="KEY=VALUE", help="a keyword argument of the rule, repeatable: e.g. --rule-option estimator=exact --rule-option sigma=0.01 for np (see its docs)")
+    common.add_argument(
+        "--arch",
+        choices=["auto", *ARCHITECTURES],
+        default=DEFAULTS.arch,
+        help="network: mlp (the paper's MNIST network), conv (its CIFAR-10 network), auto: conv for colour images, mlp for grey ones (default: %(default)s)",
+    )
+    common.add_argument(
+        "--rule-option",
+        action="append",
+        type=rule_option,
+        default=[],
+        dest="rule_options",
+        metavar="KEY=VALUE",
+        help="a keyword argument of the rule, repeatable: e.g. --rule-option estimator=exact --rule-option sigma=0.01 for np (see its docs)",
+    )
     common.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs (default: %(default)s)")
     common.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="mini-batch size (default: %(default)s)")
     common.add_argument("--lr", type=float, default=DEFAULTS.lr, help="SGD learning rate, times each layer's multiplier (default: %(default)s)")
@@ -60,13 +73,20 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, parents=[common], help=f"train on {title}", description=f"Train a dual-stream Dale classifier on {title}.")
         if name == "folder":
             sub.add_argument("path", help=folder_help)
-        sub.add_argument("--variant", choices=list(VARIANTS), default=DEFAULTS.variant, help="proposed: all three innovations; seed: none; no-center, sym-init, uniform-width: one switched off (default: %(default)s)")
+        variants = "proposed: all three innovations; seed: none; no-center, sym-init, uniform-width: one switched off"
+        sub.add_argument("--variant", choices=list(VARIANTS), default=DEFAULTS.variant, help=f"{variants} (default: %(default)s)")
         seeds = sub.add_mutually_exclusive_group()
         seeds.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of a single run (default: %(default)s)")
         seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1, one after another")
         sub.add_argument("--out", type=Path, help="output folder; each seed writes results.json and checkpoint.pt into OUT/seed<k> (default: runs/<dataset>_<rule>_<variant>)")
         sub.add_argument("--resume", action="store_true", help="continue each seed from its checkpoint in OUT")
-    report = commands.add_parser("report", parents=[common], help="the six variants and BP over seeds: table and plots", description="Run the six variants (proposed, dfa, seed, no-center, sym-init, uniform-width) and BP on the proposed network over seeds and write report.md and PNG plots.")
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="the six variants, np and BP over seeds: table and plots",
+        description="Run the paper's six variants (proposed, dfa, seed, no-center, sym-init, uniform-width), learned feedback (np) "
+        "and BP on the proposed network over seeds and write report.md and PNG plots.",
+    )
     report.add_argument("dataset", metavar="DATASET", help=f"{', '.join(DATASETS)}, or {folder_help}")
     report.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 for each variant (default: %(default)s)")
     report.add_argument("--out", type=Path, help="report folder; finished runs in it are reused (default: runs/report_<dataset>)")

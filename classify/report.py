@@ -1,4 +1,4 @@
-"""The reproduction report: the paper's six variants and BP over seeds, a Markdown table with Welch's
+"""The reproduction report: the paper's six variants, learned feedback (np) and BP over seeds, a Markdown table with Welch's
 t-tests, plots."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from sb3_ed.reporting import plot_band, welch_table  # noqa: E402
+from sb3_ed.reporting import plot_band, welch_table
 
-from .data import short_name  # noqa: E402
-from .train import Config, train  # noqa: E402
+from .data import short_name
+from .train import Config, train
 
 # name -> (rule, variant): proposed ED, DFA on the same network, seed ED, the three single ablations,
 # learned direct feedback (node perturbation) and exact backprop through the same network
@@ -129,7 +129,7 @@ def report(args: argparse.Namespace) -> None:
     config = runs["proposed"][0]["config"]
     text = "\n".join(
         [
-            f"# {short_name(args.dataset)}: the six variants and BP over {args.seeds} seed(s)",
+            f"# {short_name(args.dataset)}: the six variants, np and BP over {args.seeds} seed(s)",
             "",
             f"Command: `python -m classify report {args.dataset} --seeds {args.seeds} --epochs {args.epochs} "
             f"--batch-size {args.batch_size} --lr {args.lr}"

@@ -12,6 +12,7 @@ from .layers import (
     split_streams,
 )
 from .network import FeedbackNetwork, activation, dale_mlp, mlp
+
 # importing the policies registers their names with SB3's PPO and A2C: PPO("EDPolicy", env) works
 from .policies import DaleBPPolicy, DFAPolicy, EDPolicy, FeedbackPolicy, NPPolicy
 from .rules import BP, DFA, ED, RULES, LearningRule, NodePerturbation, make_rule

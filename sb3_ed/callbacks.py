@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces

@@ -290,7 +290,7 @@ def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings:
         if BASELINE in finals:
             lines.append(welch_table(finals, BASELINE, label="algo", value_name="final return", digits=0, extra=extra))
         else:
-            lines += [f"| algo | final return (mean ± std) | per seed |", "| --- | --- | --- |"]
+            lines += ["| algo | final return (mean ± std) | per seed |", "| --- | --- | --- |"]
             lines += [f"| {algo} | {mean_std(v, 0)} | {extra['per seed'][algo]} |" for algo, v in finals.items()]
         curve_file = f"learning_curves_{env}.png"
         lines += ["", f"![{env}]({curve_file})", ""]

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.distributions import StateDependentNoiseDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
-import torch
 from torch import nn
 
 from .layers import DEFAULT_FLOOR

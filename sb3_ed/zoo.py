@@ -20,7 +20,8 @@ from typing import Any
 
 import gymnasium as gym
 import yaml
-from rl_zoo3 import hyperparams_opt, utils as zoo_utils
+from rl_zoo3 import hyperparams_opt
+from rl_zoo3 import utils as zoo_utils
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import ALGOS
 from stable_baselines3 import PPO

@@ -3,6 +3,7 @@ import re
 
 import pytest
 import torch
+from conftest import write_image_folder, write_mnist_format
 
 from classify import data, models
 from classify.__main__ import main
@@ -10,8 +11,6 @@ from classify.report import REPORT_ENTRIES
 from classify.train import Config, one_vs_all_loss, train
 from sb3_ed import DualStreamConv2d, DualStreamLinear, Sigmoid
 from sb3_ed.diagnostics import weight_stats
-
-from conftest import write_image_folder, write_mnist_format
 
 
 def sigmoid_widths(net):

@@ -10,11 +10,11 @@ pytest.importorskip("jax")
 pytest.importorskip("craftax")
 pytest.importorskip("brax")
 
-from stable_baselines3 import PPO  # noqa: E402
+from stable_baselines3 import PPO
 
-from sb3_ed import EDPolicy  # noqa: E402
-from sb3_ed.envs import BraxVecEnv, CraftaxVecEnv, JaxVecEnv  # noqa: E402
-from sb3_ed.envs.base import jax, jnp  # noqa: E402
+from sb3_ed import EDPolicy
+from sb3_ed.envs import BraxVecEnv, CraftaxVecEnv, JaxVecEnv
+from sb3_ed.envs.base import jax, jnp
 
 pytestmark = pytest.mark.medium
 

@@ -1,6 +1,5 @@
 import copy
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sb3_ed.diagnostics import hidden_error_alignment
 from sb3_ed import DualStreamConv2d, DualStreamLinear, FeedbackNetwork, Sigmoid, StreamDifference, dale_mlp, mlp
+from sb3_ed.diagnostics import hidden_error_alignment
 
 
 def sigmoid_derivative(a, width):
