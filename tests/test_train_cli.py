@@ -102,3 +102,21 @@ def test_unknown_algo_lists_the_valid_ones(capsys):
         main(["--algo", "ed_ppq", "--env", "CartPole-v1"])
     err = capsys.readouterr().err
     assert "invalid choice: 'ed_ppq'" in err and "'ed_ppo', 'ed_ppo_nondale', 'dfa_ppo', 'dale_bp_ppo'" in err
+
+
+@pytest.mark.medium
+def test_two_processes_optimizing_at_once_share_one_optuna_study(tmp_path):
+    import subprocess
+    import sys
+
+    import optuna
+
+    journal = tmp_path / "study.log"  # Optuna's journal file: safe for processes writing at once
+    argv = [sys.executable, "-m", "sb3_ed.train", "--algo", "ed_ppo", "--env", "CartPole-v1", "-n", "128", "-optimize", "--n-trials", "1",
+            "--storage", str(journal), "--study-name", "shared", "--n-evaluations", "1", "--eval-episodes", "1", "--n-jobs", "1",
+            "--sampler", "random", "--pruner", "none", "--hyperparams", "n_steps:64", "batch_size:64", "n_epochs:1", "--no-optim-plots"]
+    workers = [subprocess.Popen([*argv, "--seed", str(seed), "-f", str(tmp_path / f"logs{seed}")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    for worker in workers:
+        assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
+    study = optuna.load_study(study_name="shared", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert len(study.trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
