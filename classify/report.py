@@ -16,7 +16,7 @@ import numpy as np
 from sb3_ed.reporting import plot_band, welch_table
 
 from .data import short_name
-from .train import Config, train
+from .train import CHECKPOINT, Config, finished_results, train
 
 # name -> (rule, variant): proposed ED, DFA on the same network, seed ED, the three single ablations,
 # learned direct feedback (node perturbation) and exact backprop through the same network
@@ -39,9 +39,10 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, list[dict]]:
         for seed in range(args.seeds):
             config = Config.from_args(args, rule=rule, variant=variant, seed=seed)
             folder = out / name / f"seed{seed}"
-            resume = (folder / "checkpoint.pt").is_file()
-            tensorboard = args.tensorboard / name / f"seed{seed}" if args.tensorboard else None
-            result = train(config, folder, resume, tensorboard, progress=not args.no_progress)
+            result = finished_results(config, folder)
+            if result is None:
+                tensorboard = args.tensorboard / name / f"seed{seed}" if args.tensorboard else None
+                result = train(config, folder, (folder / CHECKPOINT).is_file(), tensorboard, progress=not args.no_progress)
             print(f"{name} seed {seed}: test accuracy {result['final_test_accuracy']:.4f}, {result['wall_time']:.0f}s")
             runs[name].append(result)
     return runs

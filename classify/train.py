@@ -84,6 +84,23 @@ def accuracy(net, x, y, batch_size=1000) -> float:
     return correct / len(x)
 
 
+# settings that change where and how fast a run computes, not what it computes
+PLACE_FIELDS = ("data_dir", "device")
+
+
+def finished_results(config: Config, out: Path) -> dict | None:
+    """The results of ``out`` where they hold a finished run of ``config`` (every field equal but
+    :data:`PLACE_FIELDS`, all its epochs done), else None. Needs no checkpoint: a results folder kept
+    without its checkpoints (as in git) is reused as it is."""
+    path = out / RESULTS
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    saved = {**asdict(Config()), **results["config"]}
+    same = all(saved[k] == v for k, v in asdict(config).items() if k not in PLACE_FIELDS)
+    return results if same and len(results["history"]) == config.epochs else None
+
+
 def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | None = None, progress: bool = True) -> dict:
     """Trains one seed, writing ``results.json`` and ``checkpoint.pt`` into ``out`` every epoch."""
     device = resolve_device(config.device)

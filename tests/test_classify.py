@@ -133,6 +133,17 @@ def test_report_writes_table_and_plots(mnist_root, tmp_path):
     assert [row.split("|")[1].strip() for row in rows] == list(REPORT_ENTRIES)
     for png in ("accuracy_curves.png", "ablation_bars.png", "weights.png", "alignment.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    # kept without its checkpoints (as git keeps docs/results), a finished run is reused, not run again
+    results = {p: p.read_bytes() for p in out.glob("*/seed*/results.json")}
+    assert len(results) == 2 * len(REPORT_ENTRIES)
+    for checkpoint in out.glob("*/seed*/checkpoint.pt"):
+        checkpoint.unlink()
+    assert main(argv) == 0
+    assert {p: p.read_bytes() for p in out.glob("*/seed*/results.json")} == results
+    assert (out / "report.md").read_text() == text
+    # asked for more epochs, a run without its checkpoint starts again rather than pass for finished
+    assert main([*argv[:5], "2", *argv[6:]]) == 0
+    assert all(len(json.loads(p.read_text())["history"]) == 2 for p in results)
 
 
 def test_an_image_folder_loads_with_its_labels_and_trains_a_step(tmp_path):
