@@ -90,6 +90,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("dataset", metavar="DATASET", help=f"{', '.join(DATASETS)}, or {folder_help}")
     report.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 for each variant (default: %(default)s)")
     report.add_argument("--out", type=Path, help="report folder; finished runs in it are reused (default: runs/report_<dataset>)")
+    report.add_argument("--report-only", action="store_true", help="write the report from the finished runs in OUT, train nothing")
     return top
 
 

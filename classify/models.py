@@ -19,28 +19,58 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "uniform-width": {"layer_widths": False, "center": True, "asym_init": True},
 }
 UNIFORM_WIDTH = 1.0  # a plain sigmoid, for every layer, when layer-specific widths are off
+# The output layer's pre-activations start at this fraction of its sigmoid's width (see data_init)
+OUTPUT_STD = 0.1
 
 
 @torch.no_grad()
-def center_biases(net: FeedbackNetwork, x: torch.Tensor) -> None:
-    """Data-dependent bias init: each Dale unit's pre-activation gets zero mean over the batch ``x``.
+def data_init(net: FeedbackNetwork, x: torch.Tensor) -> None:
+    """Data-dependent init of every Dale layer, in forward order, on the probe batch ``x``: each
+    unit's pre-activation gets zero mean (the bias) and each layer's pre-activations a per-unit
+    standard deviation equal to the width of the sigmoid they feed (weight and bias scaled by one
+    factor per layer), so that every sigmoid starts on its slope. Each layer is set on the activity
+    of the layers below it, already set. Mishkin & Matas's LSUV init (ICLR 2016), with the mean
+    taken out as well and a non-negative scale, which keeps the Dale signs and the E/I ratio.
 
-    Non-negative weights on non-negative activity give every unit a drive proportional to the mean
-    input, large wherever the init has an E/I surplus, enough to saturate a sigmoid. Layers are
-    centred in forward order, each on the activity of the already centred layers below it.
+    Why: non-negative weights on non-negative activity give every unit a drive proportional to the
+    mean input, enough to saturate a sigmoid wherever the init has an E/I surplus; and correlated
+    inputs (the pixels of a patch, the features of a conv layer) make the spread of a layer's drive
+    far from ``1/sqrt(fan_in)``'s assumption: on CIFAR-10 the first conv layer's units barely vary
+    from image to image, and the output layer starts saturated.
+
+    :param net: a network of :func:`build`, each block holding one Dale layer and its sigmoid
+    :param x: a batch of training images ``(N, C, H, W)``, N of a few hundred
     """
+    pairs = _layers_and_sigmoids(net)
+    targets = {id(layer): sigmoid.width for layer, sigmoid in pairs}
+    output_layer = pairs[-1][0]
+    targets[id(output_layer)] *= OUTPUT_STD
 
-    def center(module, _inputs, a):
-        mean = a.mean(dim=[d for d in range(a.dim()) if d != 1], keepdim=True)
-        module.bias -= mean.flatten()
-        return a - mean  # what the shifted bias gives, for the layers above
+    def center_and_scale(module, _inputs, a):
+        dims = [d for d in range(a.dim()) if d != 1]
+        centred = a - a.mean(dim=dims, keepdim=True)
+        std = centred.pow(2).mean(dim=dims).sqrt().mean()
+        scale = targets[id(module)] / std.clamp_min(1e-12)
+        module.bias.sub_(a.mean(dim=dims)).mul_(scale)
+        module.weight.mul_(scale)
+        module.clamp_()
+        return centred * scale  # what the new weight and bias give, for the layers above
 
-    handles = [m.register_forward_hook(center) for m in dale_layers(net).values()]
+    handles = [m.register_forward_hook(center_and_scale) for m in dale_layers(net).values()]
     try:
         net(x)
     finally:
         for h in handles:
             h.remove()
+
+
+def _layers_and_sigmoids(net: FeedbackNetwork) -> list[tuple[nn.Module, Sigmoid]]:
+    pairs = []
+    for block in [*net.hidden, net.output]:
+        layer = next(m for m in block.modules() if isinstance(m, (DualStreamLinear, DualStreamConv2d)))
+        sigmoid = next(m for m in block.modules() if isinstance(m, Sigmoid))
+        pairs.append((layer, sigmoid))
+    return pairs
 
 
 class ChannelsLast(nn.Module):

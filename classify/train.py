@@ -78,9 +78,26 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+# How fast the running mean of the output residual follows the batches (about the last 100)
+OFFSET_MOMENTUM = 0.01
+
+
+def batch_residual_mean(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``mean_b(y_b - t_b)``, ``(classes,)``: what batch-centring takes out of the residual."""
+    return (y - F.one_hot(labels, y.shape[1]).to(y.dtype)).mean(dim=0)
+
+
 @torch.no_grad()
-def accuracy(net, x, y, batch_size=1000) -> float:
-    correct = sum((net(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum().item() for i in range(0, len(x), batch_size))
+def accuracy(net, x, y, offset: torch.Tensor, batch_size=1000) -> float:
+    """Fraction of ``x`` classified as ``y``, by ``argmax(net(x) - offset)``.
+
+    Under batch-centred error the loss cannot see a constant per-class shift of the outputs, so a
+    trained net estimates the one-hot target only up to that shift: ``y_k = t_k + c_k`` with
+    ``c = mean(y - t)``. The prediction takes it out again (``offset`` = the running mean of
+    :func:`batch_residual_mean` over training); with a plain residual, whose loss does see the
+    shift, the outputs are ranked as they are (``offset`` zero).
+    """
+    correct = sum(((net(x[i : i + batch_size]) - offset).argmax(1) == y[i : i + batch_size]).sum().item() for i in range(0, len(x), batch_size))
     return correct / len(x)
 
 
@@ -122,13 +139,15 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     except TypeError as err:  # a rule option the rule does not take
         raise data.DataError(f"--rule-option for rule {config.rule}: {err}") from err
     probe = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))[:256].to(device)
-    models.center_biases(net, x[probe])
+    models.data_init(net, x[probe])
     arch = models.ARCHITECTURES[arch_name]
     optimizer = torch.optim.SGD(
         [{"params": p, "lr": config.lr * m} for p, m in zip(models.layer_groups(net), arch.lr_mult)],
         lr=config.lr,
     )
     center = models.VARIANTS[config.variant]["center"]
+    # running mean of the residual's batch mean: the per-class shift a centred loss leaves free
+    offset = torch.zeros(len(train_set.classes), device=device)
     history: list[dict] = []
     start_epoch, wall = 0, 0.0
     out.mkdir(parents=True, exist_ok=True)
@@ -146,6 +165,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         history, start_epoch, wall = state["history"], state["epoch"], state["wall_time"]
+        offset = state.get("offset", offset).to(device)  # checkpoints from before the offset: it starts at zero
     writer = None
     if tensorboard is not None:
         from torch.utils.tensorboard import SummaryWriter
@@ -170,7 +190,9 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * len(batch)
-            correct += (out_y.argmax(1) == y[batch]).sum().item()
+            if center:
+                offset.lerp_(batch_residual_mean(out_y.detach(), y[batch]), OFFSET_MOMENTUM)
+            correct += ((out_y.detach() - offset).argmax(1) == y[batch]).sum().item()
             seen += len(batch)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         net.eval()
@@ -181,7 +203,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             "epoch": epoch + 1,
             "train_loss": loss_sum / seen,
             "train_accuracy": correct / seen,
-            "test_accuracy": accuracy(net, x_test, y_test),
+            "test_accuracy": accuracy(net, x_test, y_test, offset),
             "surrogate_gradient": surrogate_gradients(net, probe_loss),
             "alignment_to_bp": hidden_error_alignment(net, probe_loss),
             "weights": weight_stats(net),
@@ -210,6 +232,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
                 "optimizer": optimizer.state_dict(),
                 "rng": torch.get_rng_state(),
                 "history": history,
+                "offset": offset,
                 "epoch": epoch + 1,
                 "wall_time": wall,
             },

@@ -1,5 +1,6 @@
 import json
 import re
+import shutil
 
 import pytest
 import torch
@@ -63,7 +64,7 @@ def test_cifar10_format_files_load_and_a_conv_model_trains_a_step(cifar10_root, 
     train_split, test_split = data.load("cifar10", root, train=True), data.load("cifar10", root, train=False)
     assert train_split.x.shape == (100, 3, 32, 32) and test_split.x.shape == (40, 3, 32, 32)
     net = models.build("conv", (3, 32, 32), 10, "ed", "proposed")
-    models.center_biases(net, train_split.x[:64])
+    models.data_init(net, train_split.x[:64])
     layers = [[type(m) for m in block.modules() if isinstance(m, (DualStreamConv2d, DualStreamLinear))] for block in net.hidden]
     assert layers == [[DualStreamConv2d], [DualStreamConv2d], [DualStreamLinear]]
     before = [p.detach().clone() for p in net.parameters()]
@@ -141,6 +142,12 @@ def test_report_writes_table_and_plots(mnist_root, tmp_path):
     assert main(argv) == 0
     assert {p: p.read_bytes() for p in out.glob("*/seed*/results.json")} == results
     assert (out / "report.md").read_text() == text
+    # --report-only trains nothing: with seed 1 of every entry gone, the report says what is missing
+    for folder in out.glob("*/seed1"):
+        shutil.rmtree(folder)
+    assert main([*argv, "--report-only"]) == 0
+    partial = (out / "report.md").read_text()
+    assert "**Partial**" in partial and "np (1)" in partial and not list(out.glob("*/seed1"))
     # asked for more epochs, a run without its checkpoint starts again rather than pass for finished
     assert main([*argv[:5], "2", *argv[6:]]) == 0
     assert all(len(json.loads(p.read_text())["history"]) == 2 for p in results)
@@ -247,3 +254,60 @@ def test_a_rule_option_the_rule_does_not_take_is_one_line(mnist_root, tmp_path, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--rule-option for rule np" in err and "'sigmaa'" in err
+
+
+def test_centred_prediction_takes_out_the_shift_the_centred_loss_leaves_free():
+    from classify.train import accuracy, batch_residual_mean
+
+    labels = torch.tensor([0, 1, 2, 2])
+    shift = torch.tensor([0.0, 0.0, 2.0])  # the centred loss cannot see it: every image looks like class 2
+    outputs = torch.eye(3)[labels] + shift
+
+    def net(x):
+        return outputs[x]
+
+    # the loss is blind to the shift: the same gradient with and without it
+    grads = []
+    for y in (torch.eye(3)[labels], outputs):
+        y = y.clone().requires_grad_()
+        one_vs_all_loss(y, labels, center=True).backward()
+        grads.append(y.grad)
+    torch.testing.assert_close(*grads)
+    index = torch.arange(4)
+    assert accuracy(net, index, labels, torch.zeros(3)) == 0.5  # ranked as they are: class 2 wins
+    offset = batch_residual_mean(outputs, labels)
+    torch.testing.assert_close(offset, shift)
+    assert accuracy(net, index, labels, offset) == 1.0
+
+
+def test_the_offset_follows_training_and_stays_zero_without_centring(mnist_root, tmp_path):
+    for variant in ("proposed", "no-center"):
+        config = Config(epochs=1, train_subset=640, data_dir=str(mnist_root), variant=variant)
+        train(config, tmp_path / variant, progress=False)
+        offset = torch.load(tmp_path / variant / "checkpoint.pt", weights_only=False)["offset"]
+        assert offset.shape == (10,)
+        assert (offset.abs().max() > 1e-3) if variant == "proposed" else torch.equal(offset, torch.zeros(10))
+
+
+@pytest.mark.parametrize("arch, shape", [("mlp", (1, 28, 28)), ("conv", (3, 32, 32))])
+def test_data_init_puts_every_sigmoid_on_its_slope(arch, shape):
+    from sb3_ed.diagnostics import dale_layers
+
+    torch.manual_seed(0)
+    net = models.build(arch, shape, 10, "ed", "proposed")
+    x = torch.rand(128, *shape)
+    models.data_init(net, x)
+    pre = {}
+    hooks = [m.register_forward_hook(lambda m, i, a, n=n: pre.__setitem__(n, a)) for n, m in dale_layers(net).items()]
+    net(x)
+    for h in hooks:
+        h.remove()
+    widths = [m.width for block in [*net.hidden, net.output] for m in block.modules() if isinstance(m, models.Sigmoid)]
+    targets = [*widths[:-1], widths[-1] * models.OUTPUT_STD]
+    assert len(pre) == len(targets)
+    for (name, a), target in zip(pre.items(), targets):
+        dims = [d for d in range(a.dim()) if d != 1]
+        assert a.mean(dim=dims).abs().max() < 1e-4 * target, name
+        per_unit_std = (a - a.mean(dim=dims, keepdim=True)).pow(2).mean(dim=dims).sqrt()
+        assert abs(per_unit_std.mean().item() - target) < 1e-3 * target, name
+    assert all((layer.weight >= layer.floor).all() for layer in dale_layers(net).values())
