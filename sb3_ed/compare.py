@@ -311,7 +311,10 @@ def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings:
     fig.tight_layout()
     fig.savefig(out / "summary.png", dpi=110)
     plt.close(fig)
-    lines += ["![summary](summary.png)", "", "## The paper's findings, one by one", ""]
+    lines += ["![summary](summary.png)", ""]
+    if (out / "NOTES.md").is_file():
+        lines += ["The budget, how the runs are kept, and the history of these measurements: [NOTES.md](NOTES.md).", ""]
+    lines += ["## The paper's findings, one by one", ""]
     for finding in FINDINGS:
         envs = [env for env in results if env.startswith(finding[0]) or f"-{finding[0]}" in env]
         checks = [check_finding(finding, results[env]) for env in envs]
