@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -269,7 +270,7 @@ def check_finding(finding: tuple, table: dict[str, list[dict]]) -> str | None:
             f"(difference {diff:+.0f}, Welch p {format_p(p)})")
 
 
-def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings: Settings, command: str) -> str:
+def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings: Settings, command: str, pending: list[Run] = ()) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -278,6 +279,9 @@ def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings:
     lines = [f"# RL comparison: {', '.join(results)}", "", f"Command: `{command}`", "",
              f"Settings: {json.dumps(asdict(settings))}. Final return: the mean of the last evaluation "
              f"({settings.eval_episodes} deterministic episodes) of each run.", ""]
+    if pending:
+        todo = ", ".join(f"{algo} on {env} ({n})" for (algo, env), n in Counter((r.algo, r.env) for r in pending).items())
+        lines += [f"**Partial**: {len(pending)} runs not finished yet: {todo}. The same command runs them.", ""]
     fig, axes = plt.subplots(1, max(1, len(results)), figsize=(5 * max(1, len(results)), 4), squeeze=False)
     for (env, table), summary_ax in zip(results.items(), axes[0]):
         finals = {algo: [s["final"] for s in seeds] for algo, seeds in table.items()}
@@ -344,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     if not results:
         sys.exit(f"error: no finished runs in {args.out} yet")
     command = "python -m sb3_ed.compare " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(write_report(results, args.out, settings, command))
+    print(write_report(results, args.out, settings, command, [r for r in runs if not finished(r, args.out)]))
     print(f"report written to {args.out / 'report.md'}")
     if failures:
         sys.exit(f"error: {len(failures)} run(s) failed: " + "; ".join(failures))

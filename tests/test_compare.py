@@ -45,6 +45,22 @@ def test_a_second_call_reuses_finished_runs_and_reruns_an_interrupted_one(result
     assert "3 of 4 runs already finished; 1 to run" in out
     assert model.stat().st_mtime_ns == before  # not run again
     assert (interrupted / "run.json").is_file() and list((interrupted / "ed_ppo").iterdir()) == [interrupted / "ed_ppo" / "CartPole-v1_1"]
+    assert "**Partial**" not in (results / "report.md").read_text()
+
+
+def test_report_only_runs_nothing_and_says_what_is_unfinished(results, capsys):
+    unfinished = results / "runs" / "ppo" / "CartPole-v1" / "seed1" / "run.json"
+    saved = unfinished.read_text()
+    unfinished.unlink()
+    try:
+        main([*TINY, "--out", str(results), "--report-only"])
+    finally:
+        unfinished.write_text(saved)
+    text = (results / "report.md").read_text()
+    assert "already finished" not in capsys.readouterr().out  # nothing was run
+    assert "**Partial**: 1 runs not finished yet: ppo on CartPole-v1 (1)." in text
+    rows = {line.split("|")[1].strip(): line.split("|")[5].strip() for line in text.splitlines() if line.startswith(("| ed_ppo", "| ppo"))}
+    assert rows == {"ed_ppo": "2", "ppo": "1"}  # the n column: seeds finished
 
 
 @pytest.mark.parametrize(
