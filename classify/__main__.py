@@ -91,6 +91,12 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 for each variant (default: %(default)s)")
     report.add_argument("--out", type=Path, help="report folder; finished runs in it are reused (default: runs/report_<dataset>)")
     report.add_argument("--report-only", action="store_true", help="write the report from the finished runs in OUT, train nothing")
+    report.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="DIR",
+        help="another report's folder (e.g. the MNIST report's): the order of its ablations beside this one's (reversed, the same, changed)",
+    )
     return top
 
 

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sb3_ed.reporting import plot_band, welch_table
+from sb3_ed.reporting import format_p, plot_band, welch_p, welch_table
 
 from .data import short_name
 from .train import CHECKPOINT, Config, finished_results, train
@@ -48,6 +48,68 @@ def run_all(args: argparse.Namespace, out: Path) -> dict[str, list[dict]]:
             print(f"{name} seed {seed}: test accuracy {result['final_test_accuracy']:.4f}, {result['wall_time']:.0f}s")
             runs[name].append(result)
     return {name: results for name, results in runs.items() if results}
+
+
+ABLATIONS = ("no-center", "uniform-width", "sym-init")
+
+
+def load_finished(folder: Path) -> dict[str, list[dict]]:
+    """The finished runs (every epoch done) of another report's folder, per entry, for
+    ``--compare-with``.
+
+    :raises SystemExit: ``folder`` holds no finished run of proposed ED
+    """
+    runs = {}
+    for name in REPORT_ENTRIES:
+        for path in sorted((folder / name).glob("seed*/results.json")):
+            result = json.loads(path.read_text())
+            if len(result.get("history", [])) == result["config"]["epochs"]:
+                runs.setdefault(name, []).append(result)
+    if "proposed" not in runs:
+        raise SystemExit(f"error: --compare-with {folder}: no finished run of proposed ED in it (expected {folder}/proposed/seed<k>/results.json)")
+    return runs
+
+
+def ablation_ordering(runs: dict[str, list[dict]], other: dict[str, list[dict]] | None = None, other_name: str = "") -> str:
+    """Markdown: the paper's single ablations from the most to the least destructive (the drop of
+    mean test accuracy from proposed ED's, in points, with Welch's p), beside their order in
+    ``other`` (another dataset's report) and whether the order is the same, reversed or changed."""
+
+    def drops(group):
+        base = [r["final_test_accuracy"] * 100 for r in group["proposed"]]
+        found = {}
+        for name in ABLATIONS:
+            if name in group:
+                values = [r["final_test_accuracy"] * 100 for r in group[name]]
+                found[name] = (np.mean(base) - np.mean(values), welch_p(values, base), values)
+        return dict(sorted(found.items(), key=lambda item: -item[1][0]))
+
+    here = drops(runs)
+    if not here:
+        return "## Ablation ordering\n\nNo ablation finished yet."
+    lines = ["## Ablation ordering", "", "The single ablations, most destructive first (drop of the mean test accuracy from proposed ED's, in points):", ""]
+    theirs = drops(other) if other is not None else {}
+    head = ["rank", "ablation", "drop here (Welch p)", "per seed here (%)"] + ([f"drop in {other_name} (Welch p)", f"rank in {other_name}"] if other is not None else [])
+    lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for rank, (name, (drop, p, values)) in enumerate(here.items(), 1):
+        cells = [str(rank), name, f"{drop:+.2f} ({format_p(p)})", ", ".join(f"{v:.1f}" for v in values)]
+        if other is not None:
+            cells += [f"{theirs[name][0]:+.2f} ({format_p(theirs[name][1])})", str(list(theirs).index(name) + 1)] if name in theirs else ["not run", "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if other is not None:
+        common = [name for name in here if name in theirs]
+        order_there = [name for name in theirs if name in common]
+        if len(common) < 2:
+            verdict = "too few ablations finished in both to compare their order"
+        elif order_there == common:
+            verdict = "the same order in both"
+        elif order_there == common[::-1]:
+            verdict = "the order is **reversed**"
+        else:
+            verdict = "the order **changed** (not a plain reversal)"
+        lines += ["", f"Against {other_name}: {verdict} (here: {' > '.join(common)}; there: {' > '.join(order_there)}). "
+                  "A drop within the seeds' spread (Welch p above 0.05) does not order two ablations reliably."]
+    return "\n".join(lines)
 
 
 def table(runs: dict[str, list[dict]]) -> str:
@@ -125,6 +187,7 @@ def plot_weights(runs, path: Path, variant: str = "proposed") -> None:
 def report(args: argparse.Namespace) -> None:
     out = args.out or Path("runs") / f"report_{short_name(args.dataset)}"
     out.mkdir(parents=True, exist_ok=True)
+    other = load_finished(args.compare_with) if args.compare_with else None
     runs = run_all(args, out)
     if "proposed" not in runs:
         raise SystemExit(f"error: no finished run of proposed ED in {out} yet (its seeds come first)")
@@ -150,6 +213,8 @@ def report(args: argparse.Namespace) -> None:
             "![accuracy curves](accuracy_curves.png) ![ablations](ablation_bars.png) ![weights](weights.png)",
             "",
             "![alignment of the hidden errors with backprop](alignment.png)",
+            "",
+            ablation_ordering(runs, other, str(args.compare_with) if other else ""),
             "",
             f"Configuration (per run): `{json.dumps({k: v for k, v in config.items() if k not in ('seed', 'rule', 'variant')})}`",
         ]

@@ -311,3 +311,37 @@ def test_data_init_puts_every_sigmoid_on_its_slope(arch, shape):
         per_unit_std = (a - a.mean(dim=dims, keepdim=True)).pow(2).mean(dim=dims).sqrt()
         assert abs(per_unit_std.mean().item() - target) < 1e-3 * target, name
     assert all((layer.weight >= layer.floor).all() for layer in dale_layers(net).values())
+
+
+def write_finished(folder, accuracies):
+    """Finished report runs (one epoch each) with the given final test accuracies per entry."""
+    for name, values in accuracies.items():
+        for seed, accuracy in enumerate(values):
+            run = folder / name / f"seed{seed}"
+            run.mkdir(parents=True)
+            result = {"config": {"epochs": 1}, "history": [{"test_accuracy": accuracy}], "final_test_accuracy": accuracy}
+            (run / "results.json").write_text(json.dumps(result))
+
+
+def test_ablation_ordering_ranks_the_drops_and_names_a_reversal(tmp_path):
+    from classify.report import ablation_ordering, load_finished
+
+    write_finished(tmp_path / "a", {"proposed": [0.60, 0.62], "no-center": [0.10, 0.12], "uniform-width": [0.50, 0.52], "sym-init": [0.58, 0.60]})
+    write_finished(tmp_path / "b", {"proposed": [0.96, 0.98], "no-center": [0.94, 0.98], "uniform-width": [0.90, 0.92], "sym-init": [0.80, 0.82]})
+    text = ablation_ordering(load_finished(tmp_path / "a"), load_finished(tmp_path / "b"), "mnist")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line[:3] in ("| 1", "| 2", "| 3")]
+    # drops by hand: 61 - 11 = 50, 61 - 51 = 10, 61 - 59 = 2 points here; 1, 6, 16 points in b
+    assert [r[1] for r in rows] == ["no-center", "uniform-width", "sym-init"]
+    assert [r[2].split(" (")[0] for r in rows] == ["+50.00", "+10.00", "+2.00"]
+    assert [r[4].split(" (")[0] for r in rows] == ["+1.00", "+6.00", "+16.00"] and [r[5] for r in rows] == ["3", "2", "1"]
+    assert "the order is **reversed**" in text
+    same = ablation_ordering(load_finished(tmp_path / "a"), load_finished(tmp_path / "a"), "a")
+    assert "the same order in both" in same
+
+
+def test_compare_with_a_folder_without_proposed_runs_says_what_it_expected(tmp_path):
+    from classify.report import load_finished
+
+    write_finished(tmp_path / "b", {"no-center": [0.5]})
+    with pytest.raises(SystemExit, match=r"--compare-with .*b: no finished run of proposed ED in it \(expected .*proposed/seed<k>/results.json\)"):
+        load_finished(tmp_path / "b")
