@@ -25,6 +25,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 DEFAULT_FLOOR = 1e-6
 INITS = ("uniform", "abs_normal")
+BIAS_INITS = ("zeros", "uniform")
 
 __all__ = [
     "DEFAULT_FLOOR",
@@ -70,6 +71,9 @@ _DALE_LAYERS: weakref.WeakSet = weakref.WeakSet()
 class _DualStream(nn.Module):
     """What linear and conv Dale layers share: the weight, its init, its floor, the stream signs."""
 
+    # class-level defaults of the later options, for layers pickled before they existed
+    bias_init, centered = "zeros", False
+
     def __init__(
         self,
         weight_shape: tuple[int, ...],
@@ -81,10 +85,14 @@ class _DualStream(nn.Module):
         exc_scale: float = 1.0,
         inh_scale: float = 1.0,
         init: str = "uniform",
+        bias_init: str = "zeros",
+        centered: bool = False,
     ):
         super().__init__()
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
+        if bias_init not in BIAS_INITS:
+            raise ValueError(f"unknown bias_init {bias_init!r}; choose from {', '.join(BIAS_INITS)}")
         if dale and floor < 0:
             raise ValueError(f"floor must be >= 0, got {floor}")
         out2, in2 = weight_shape[:2]
@@ -93,6 +101,7 @@ class _DualStream(nn.Module):
         self.dale = dale
         self.floor = floor
         self.fan_in, self.exc_scale, self.inh_scale, self.init = fan_in, exc_scale, inh_scale, init
+        self.bias_init, self.centered = bias_init, centered
         self.weight = nn.Parameter(torch.empty(weight_shape))
         self.bias = nn.Parameter(torch.zeros(out2))
         self._signs: dict = {}
@@ -101,7 +110,8 @@ class _DualStream(nn.Module):
 
     def reset_parameters(self) -> None:
         """Non-negative init scaled by ``1/sqrt(fan_in)``; W_pp, W_nn times ``exc_scale``, W_pn, W_np
-        times ``inh_scale``; zero biases. Takes no arguments, as PyTorch's meta-device recipe
+        times ``inh_scale``; biases zero or, with ``bias_init="uniform"``, U(-1/sqrt(fan_in),
+        1/sqrt(fan_in)) as ``torch.nn.Linear``'s. Takes no arguments, as PyTorch's meta-device recipe
         (``to_empty()``, then ``reset_parameters()``) expects."""
         bound = 1.0 / math.sqrt(self.fan_in)
         with torch.no_grad():
@@ -114,7 +124,10 @@ class _DualStream(nn.Module):
                 blocks[name].mul_(self.exc_scale)
             for name in ("W_pn", "W_np"):
                 blocks[name].mul_(self.inh_scale)
-            self.bias.zero_()
+            if self.bias_init == "uniform":
+                self.bias.uniform_(-bound, bound)
+            else:
+                self.bias.zero_()
         self.clamp_()
 
     def sub_matrices(self, tensor: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -193,15 +206,25 @@ class _DualStream(nn.Module):
         in_sign, out_sign = self._sign_vectors(x)
         if self.shared_input:
             # x_p = x_n = x: (W_.p - W_.n) x is half the work of the fused product on [x | -x].
-            u = self._op(x, _InputDifference.apply(self.weight))
+            z, weight = x, _InputDifference.apply(self.weight)
         else:
-            u = self._op(x * self._broadcast(in_sign, x), self.weight)
+            z, weight = x * self._broadcast(in_sign, x), self.weight
+        if self.centered and z.shape[0] > 1 and torch.is_grad_enabled():
+            # W z = W (z - m) + W m with m out of the weight's gradient: the same output, but the
+            # update sees the input's deviation from its batch mean. Non-negative activity times
+            # non-negative weights otherwise spends each (Adam) step on moving every output alike.
+            m = z.detach().mean(dim=[0, *range(2, z.dim())], keepdim=True).expand_as(z[:1])
+            u = self._op(z - m, weight) + self._op(m, weight.detach())
+        else:
+            u = self._op(z, weight)
         return torch.addcmul(self._broadcast(self.bias, u), u, self._broadcast(out_sign, u))
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"shared_input={self.shared_input}, dale={self.dale}, floor={self.floor}"
+            + (f", bias_init={self.bias_init!r}" if self.bias_init != "zeros" else "")
+            + (", centered=True" if self.centered else "")
         )
 
 
@@ -215,7 +238,14 @@ _OPTIONS_DOC = """
     :param inh_scale: init scale of the cross-stream blocks ``W_pn``, ``W_np`` (default 1.0).
     :param init: ``"uniform"`` (U(0, 1/sqrt(fan_in)), the default) or ``"abs_normal"``
         (``|N(0, 1/fan_in)|``): non-negative, then times the scales above.
-    :raises ValueError: an unknown ``init``, or ``floor < 0`` with ``dale=True``; in ``forward``, an
+    :param bias_init: ``"zeros"`` (default) or ``"uniform"``: U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+        ``torch.nn.Linear``'s bias init.
+    :param centered: the weight's gradient sees the input minus its mean over the batch (and, for a
+        convolution, over positions), the bias keeps the whole error: Schraudolph's centering of
+        the gradient factors ("Centering neural network gradient factors", 1998). The output is
+        unchanged. Applies when autograd records and the batch holds more than one sample (a
+        single sample would have no deviation to learn from). Default False.
+    :raises ValueError: an unknown ``init`` or ``bias_init``, or ``floor < 0`` with ``dale=True``; in ``forward``, an
         input whose channel count does not fit ``shared_input``.
     :raises TypeError: the weight was parametrized (``torch.nn.utils.parametrize``): the floor cannot
         be kept on it.
@@ -246,6 +276,8 @@ class DualStreamLinear(_DualStream):
         exc_scale: float = 1.0,
         inh_scale: float = 1.0,
         init: str = "uniform",
+        bias_init: str = "zeros",
+        centered: bool = False,
     ):
         super().__init__(
             (2 * out_features, 2 * in_features),
@@ -256,6 +288,8 @@ class DualStreamLinear(_DualStream):
             exc_scale=exc_scale,
             inh_scale=inh_scale,
             init=init,
+            bias_init=bias_init,
+            centered=centered,
         )
 
     def _op(self, z, weight):
@@ -290,6 +324,8 @@ class DualStreamConv2d(_DualStream):
         exc_scale: float = 1.0,
         inh_scale: float = 1.0,
         init: str = "uniform",
+        bias_init: str = "zeros",
+        centered: bool = False,
     ):
         super().__init__(
             (2 * out_channels, 2 * in_channels, kernel_size, kernel_size),
@@ -300,6 +336,8 @@ class DualStreamConv2d(_DualStream):
             exc_scale=exc_scale,
             inh_scale=inh_scale,
             init=init,
+            bias_init=bias_init,
+            centered=centered,
         )
         self.stride, self.padding = stride, padding
 

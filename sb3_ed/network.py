@@ -95,13 +95,17 @@ def dale_mlp(
     exc_scale: float | Sequence[float] = 1.0,
     inh_scale: float | Sequence[float] = 1.0,
     init: str = "uniform",
+    bias_init: str = "zeros",
+    centered: bool = False,
     **rule_kwargs,
 ) -> FeedbackNetwork:
     """A dual-stream Dale MLP ``in -> hidden_sizes -> out`` whose output is ``y = h_p - h_n``.
 
     ``widths``, ``exc_scale`` and ``inh_scale`` take one value for all layers or one per layer
     (hidden layers, then the output layer). ``rms_norm`` normalises each hidden stream after its
-    activation. ``dale=False`` gives the non-Dalean variant of the same network.
+    activation. ``dale=False`` gives the non-Dalean variant of the same network. ``bias_init``
+    initialises the hidden layers' biases (the output layer's start at zero) and ``centered``
+    centres every layer's gradient factors: see :class:`~sb3_ed.layers.DualStreamLinear`.
     """
     sizes = [in_features, *hidden_sizes, out_features]
     n = len(sizes) - 1
@@ -117,6 +121,8 @@ def dale_mlp(
             exc_scale=exc[i],
             inh_scale=inh[i],
             init=init,
+            bias_init=bias_init if i < n - 1 else "zeros",
+            centered=centered,
         )
         for i in range(n)
     ]

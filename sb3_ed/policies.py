@@ -9,6 +9,7 @@ name with PPO and A2C, so ``PPO("EDPolicy", env)`` works.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -20,6 +21,8 @@ from torch import nn
 from .layers import DEFAULT_FLOOR
 from .network import FeedbackNetwork, dale_mlp, mlp
 
+# options of the Dale networks that a single-stream policy (DFAPolicy) has no use for
+DUAL_STREAM_ONLY = ("rms_norm", "widths", "exc_scale", "inh_scale", "init", "bias_init", "centered", "floor", "dale", "output_scale")
 ACTIVATION_NAMES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Identity: "identity"}
 
 
@@ -68,10 +71,19 @@ class FeedbackPolicy(ActorCriticPolicy):
     :param inh_scale: init scale of ``W_pn``, ``W_np`` (default 1.0)
     :param init: ``"abs_normal"`` (default) or ``"uniform"``: the non-negative init, scaled by
         ``1/sqrt(fan_in)``
+    :param bias_init: the hidden layers' bias init: ``"uniform"`` (default, ``torch.nn.Linear``'s
+        U(-1/sqrt(fan_in), 1/sqrt(fan_in))) or ``"zeros"``. With zero biases a hidden stream after
+        RMS norm loses the scale of a low-dimensional input (one input: only its sign is left)
+    :param centered: centre the gradient factors of every Dale layer (default True): each weight's
+        update sees its input minus the batch mean, the bias takes the mean's share (Schraudolph
+        1998). Non-negative activity into non-negative weights otherwise turns most of each Adam
+        step into a shift of every output alike (see docs/rl.md)
     :param floor: the smallest Dale weight (default 1e-6)
     :param dale: False gives the non-Dalean variant of the same networks (default True)
     :param output_scale: extra init scale of the policy network's output layer (default 0.01, as
-        SB3's action head)
+        SB3's action head); dual-stream networks only, as are ``rms_norm``, ``widths``, the
+        ``*_scale``, ``init``, ``bias_init``, ``centered``, ``floor`` and ``dale`` (DFAPolicy's
+        ``nn.Linear`` layers keep PyTorch's own init)
     :param feedback_seed: seed of the rule's random feedback (DFA, np); the value network uses
         ``feedback_seed + 1`` (default 0)
     :param rule_kwargs: options of the rule (e.g. ``dict(sigma=1e-3)`` for ``np``; default none)
@@ -92,6 +104,8 @@ class FeedbackPolicy(ActorCriticPolicy):
         exc_scale: float = 1.0,
         inh_scale: float = 1.0,
         init: str = "abs_normal",
+        bias_init: str = "uniform",
+        centered: bool = True,
         floor: float = DEFAULT_FLOOR,
         dale: bool = True,
         output_scale: float = 0.01,
@@ -109,12 +123,24 @@ class FeedbackPolicy(ActorCriticPolicy):
             "exc_scale": exc_scale,
             "inh_scale": inh_scale,
             "init": init,
+            "bias_init": bias_init,
+            "centered": centered,
             "floor": floor,
             "dale": dale,
             "output_scale": output_scale,
             "feedback_seed": feedback_seed,
             "rule_kwargs": dict(rule_kwargs or {}),
         }
+        if not self.dual_stream:
+            defaults = inspect.signature(FeedbackPolicy.__init__).parameters
+            # a reloaded model passes its saved rms_norm=False back
+            given = {**self.network_kwargs, "rms_norm": rms_norm or None}
+            ignored = [k for k in DUAL_STREAM_ONLY if given[k] != defaults[k].default]
+            if ignored:
+                raise ValueError(
+                    f"{type(self).__name__}: {', '.join(ignored)} only apply to dual-stream networks; its networks are "
+                    f"single-stream nn.Linear MLPs (EDPolicy, DaleBPPolicy and NPPolicy are dual-stream)"
+                )
         super().__init__(*args, activation_fn=nn.Identity, ortho_init=ortho_init, **kwargs)
 
     def _network(self, in_features: int, hidden: list[int], out_features: int, output_scale: float, seed: int) -> FeedbackNetwork:
@@ -137,6 +163,8 @@ class FeedbackPolicy(ActorCriticPolicy):
             exc_scale=exc,
             inh_scale=inh,
             init=k["init"],
+            bias_init=k["bias_init"],
+            centered=k["centered"],
             seed=seed,
             **k["rule_kwargs"],
         )

@@ -216,5 +216,68 @@ def test_wrong_input_shape_names_the_expected_layout():
 def test_bad_construction_arguments():
     with pytest.raises(ValueError, match="unknown init"):
         DualStreamLinear(2, 2, init="gaussian")
+    with pytest.raises(ValueError, match="unknown bias_init 'normal'; choose from zeros, uniform"):
+        DualStreamLinear(2, 2, bias_init="normal")
     with pytest.raises(ValueError, match="floor"):
         DualStreamLinear(2, 2, floor=-1.0)
+
+
+def test_uniform_bias_init_is_torch_linears():
+    layer = DualStreamLinear(16, 500, bias_init="uniform")
+    bound = 1 / 4  # 1/sqrt(fan_in), fan_in = 16 units per stream
+    assert layer.bias.abs().max() <= bound and layer.bias.abs().max() > 0.9 * bound
+    assert layer.bias.mean().abs() < 0.02  # centred on zero (the mean of 1000 has std 0.005)
+    assert (DualStreamLinear(16, 5).bias == 0).all()  # the default stays zero
+
+
+@pytest.mark.parametrize("shared_input", [False, True])
+def test_centered_update_keeps_the_output_and_takes_the_batch_mean_out_of_the_weight_gradient(shared_input):
+    plain = DualStreamLinear(3, 2, shared_input=shared_input)
+    randomise(plain)
+    centered = copy.deepcopy(plain)
+    centered.centered = True
+    x = torch.rand(5, 3 if shared_input else 6) + 1.0  # all positive, as activity is
+    delta = torch.randn(5, 4)
+    out_plain, out_centered = plain(x), centered(x)
+    torch.testing.assert_close(out_centered, out_plain)
+    out_plain.backward(delta)
+    out_centered.backward(delta)
+    # by hand: z = x with the n-stream's sign (or x itself for a shared input), a = W z * out_sign + b
+    out_sign = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    z = x if shared_input else x * torch.tensor([1.0] * 3 + [-1.0] * 3)
+    zc = z - z.mean(0)
+    g = (delta * out_sign).T @ zc
+    expected = torch.cat([g, -g], 1) if shared_input else g
+    torch.testing.assert_close(centered.weight.grad, expected)
+    torch.testing.assert_close(centered.bias.grad, delta.sum(0))
+    torch.testing.assert_close(plain.bias.grad, delta.sum(0))
+    assert not torch.allclose(plain.weight.grad, centered.weight.grad)
+
+
+def test_centered_update_of_a_convolution_takes_the_mean_over_batch_and_positions():
+    plain = DualStreamConv2d(2, 3, 3, padding=1)
+    randomise(plain)
+    centered = copy.deepcopy(plain)
+    centered.centered = True
+    x = torch.rand(3, 4, 5, 5) + 0.5
+    out = centered(x)
+    torch.testing.assert_close(out, plain(x))  # padding included: the mean's part is convolved, not added
+    delta = torch.randn_like(out)
+    out.backward(delta)
+    m = x.mean(dim=(0, 2, 3), keepdim=True)
+    reference = copy.deepcopy(plain)
+    reference(x - m).backward(delta)  # the weight gradient of the centred input
+    torch.testing.assert_close(centered.weight.grad, reference.weight.grad)
+
+
+def test_centered_update_of_one_sample_is_the_plain_one():
+    layer = DualStreamLinear(3, 2, centered=True)
+    randomise(layer)
+    x = torch.rand(1, 6)
+    layer(x).sum().backward()
+    reference = copy.deepcopy(layer)
+    reference.centered, reference.weight.grad = False, None
+    reference(x).sum().backward()
+    # one sample has no deviation from its own mean: the update would be zero, so it stays plain
+    torch.testing.assert_close(layer.weight.grad, reference.weight.grad)
+    assert layer.weight.grad.abs().min() > 0

@@ -117,6 +117,20 @@ def test_non_dalean_variant_is_a_policy_kwarg():
     assert any((w < 0).any() for w in dale_weights(model.policy))
 
 
+def test_dual_stream_policies_centre_their_updates_and_init_hidden_biases_as_nn_linear():
+    policy = PPO(EDPolicy, "Pendulum-v1", n_steps=64, batch_size=64, seed=0).policy
+    net = policy.mlp_extractor.policy_net
+    layers = [block[0] for block in net.hidden] + [net.output[0]]
+    assert all(layer.centered for layer in layers)
+    first, second = layers[0], layers[1]
+    assert 0 < first.bias.abs().max() <= 1 / 3**0.5  # fan_in 3 (Pendulum's observation)
+    assert 0 < second.bias.abs().max() <= 1 / 64**0.5
+    assert (layers[-1].bias == 0).all()  # the output starts unbiased, as SB3's heads
+    # the zoo's MuJoCo and Craftax settings keep the earlier defaults: the plain update, zero biases
+    old = PPO(EDPolicy, "Pendulum-v1", n_steps=64, batch_size=64, seed=0, policy_kwargs=dict(bias_init="zeros", centered=False)).policy
+    assert all(not m.centered and (m.bias == 0).all() for m in old.modules() if isinstance(m, DualStreamLinear))
+
+
 class LinearExtractor(BaseFeaturesExtractor):
     def __init__(self, observation_space):
         super().__init__(observation_space, 8)
@@ -133,6 +147,10 @@ def test_what_the_rule_cannot_use_fails_at_construction():
         PPO(EDPolicy, "Pendulum-v1", use_sde=True)
     with pytest.raises(ValueError, match="activation_fn"):
         PPO(EDPolicy, "Pendulum-v1", policy_kwargs={"activation_fn": torch.nn.ELU})
+    # options of the Dale networks would be silently ignored by DFA's single-stream MLPs
+    for kwargs in ({"dale": False}, {"rms_norm": True}, {"centered": False, "output_scale": 1.0}):
+        with pytest.raises(ValueError, match=f"DFAPolicy: {', '.join(kwargs)} only apply to dual-stream networks"):
+            PPO(DFAPolicy, "Pendulum-v1", policy_kwargs=kwargs)
 
 
 def test_nan_observations_raise():

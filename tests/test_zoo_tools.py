@@ -53,10 +53,17 @@ def test_the_ppo_family_configs_differ_only_in_policy_activation_and_dale():
         entry = dict(entry)
         kwargs = eval(entry.pop("policy_kwargs", "dict()"), {"nn": nn})
         entry.pop("policy")
-        return entry, {k: v for k, v in kwargs.items() if k not in ("activation_fn", "dale")}
+        return entry, {k: v for k, v in kwargs.items() if k not in ("activation_fn", "dale", *PINNED)}
 
+    def pinned(entry):
+        kwargs = eval(entry.get("policy_kwargs", "dict()"), {"nn": nn})
+        return {k: kwargs[k] for k in PINNED if k in kwargs}
+
+    PINNED = ("bias_init", "centered")  # options of the dual-stream policies only
     configs = {algo: yaml.safe_load(zoo_config(algo).read_text()) for algo in ("ppo", "ed_ppo", "ed_ppo_nondale", "dale_bp_ppo", "dfa_ppo", "np_ppo")}
     for env_id, entry in configs["ed_ppo"].items():
         for algo, config in configs.items():
             assert comparable(config[env_id]) == comparable(entry), (algo, env_id)
+            if algo in ("ed_ppo_nondale", "dale_bp_ppo", "np_ppo"):
+                assert pinned(config[env_id]) == pinned(entry), (algo, env_id)
     assert all("dale=False" in e["policy_kwargs"] for e in configs["ed_ppo_nondale"].values())
