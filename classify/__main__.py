@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from sb3_ed import retain_freed_memory
+from sb3_ed.cli import positive
 from sb3_ed.rules import RULES
 
 from . import data
@@ -49,12 +50,12 @@ def common_arguments() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a keyword argument of the rule, repeatable: e.g. --rule-option estimator=exact --rule-option sigma=0.01 for np (see its docs)",
     )
-    common.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs (default: %(default)s)")
-    common.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="mini-batch size (default: %(default)s)")
-    common.add_argument("--lr", type=float, default=DEFAULTS.lr, help="SGD learning rate, times each layer's multiplier (default: %(default)s)")
+    common.add_argument("--epochs", type=positive(int), default=DEFAULTS.epochs, help="epochs (default: %(default)s)")
+    common.add_argument("--batch-size", type=positive(int), default=DEFAULTS.batch_size, help="mini-batch size (default: %(default)s)")
+    common.add_argument("--lr", type=positive(float), default=DEFAULTS.lr, help="SGD learning rate, times each layer's multiplier (default: %(default)s)")
     common.add_argument("--data-dir", default=DEFAULTS.data_dir, help="torchvision data root: downloads go here; offline, files already here are used (default: %(default)s)")
     common.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULTS.device, help="auto: cuda when available (default: %(default)s)")
-    common.add_argument("--train-subset", type=int, default=0, metavar="N", help="train on N training images only, the same random N in every run (default: all)")
+    common.add_argument("--train-subset", type=positive(int), default=0, metavar="N", help="train on N training images only, the same random N in every run (default: all)")
     common.add_argument("--tensorboard", type=Path, metavar="DIR", help="also log per-epoch scalars (accuracy, diagnostics) for TensorBoard under DIR")
     common.add_argument("--no-progress", action="store_true", help="no progress bars")
     return common
@@ -77,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--variant", choices=list(VARIANTS), default=DEFAULTS.variant, help=f"{variants} (default: %(default)s)")
         seeds = sub.add_mutually_exclusive_group()
         seeds.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of a single run (default: %(default)s)")
-        seeds.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1, one after another")
+        seeds.add_argument("--seeds", type=positive(int), metavar="N", help="run seeds 0..N-1, one after another")
         sub.add_argument("--out", type=Path, help="output folder; each seed writes results.json and checkpoint.pt into OUT/seed<k> (default: runs/<dataset>_<rule>_<variant>)")
         sub.add_argument("--resume", action="store_true", help="continue each seed from its checkpoint in OUT")
     report = commands.add_parser(
@@ -88,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
         "and BP on the proposed network over seeds and write report.md and PNG plots.",
     )
     report.add_argument("dataset", metavar="DATASET", help=f"{', '.join(DATASETS)}, or {folder_help}")
-    report.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 for each variant (default: %(default)s)")
+    report.add_argument("--seeds", type=positive(int), default=5, metavar="N", help="seeds 0..N-1 for each variant (default: %(default)s)")
     report.add_argument("--out", type=Path, help="report folder; finished runs in it are reused (default: runs/report_<dataset>)")
     report.add_argument("--report-only", action="store_true", help="write the report from the finished runs in OUT, train nothing")
     report.add_argument(

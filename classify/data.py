@@ -204,7 +204,7 @@ def _load_folder(dataset: str, data_dir: Path, train: bool) -> Split:
     try:
         found = datasets.ImageFolder(str(folder), loader=lambda p: p)
     except FileNotFoundError as err:  # no class folders, or a class folder without images
-        raise DataError(f"{folder}: {err}; expected {LAYOUT}, with images of {', '.join(IMG_EXTENSIONS)}") from err
+        raise DataError(f"{folder}: {str(err).rstrip('.')}; expected {LAYOUT}, with images of {', '.join(IMG_EXTENSIONS)}") from err
     cache = data_dir / ".cache" / f"{short_name(dataset)}-{split}-{_signature(found.samples, folder)}.pt"
     if cache.is_file():
         x = torch.load(cache)

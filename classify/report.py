@@ -16,7 +16,7 @@ import numpy as np
 from sb3_ed.reporting import format_p, plot_band, welch_p, welch_table
 
 from .data import short_name
-from .train import CHECKPOINT, Config, finished_results, train
+from .train import CHECKPOINT, RESULTS, Config, finished_results, train, unlike
 
 # name -> (rule, variant): proposed ED, DFA on the same network, seed ED, the three single ablations,
 # learned direct feedback (node perturbation) and exact backprop through the same network
@@ -71,31 +71,33 @@ def load_finished(folder: Path) -> dict[str, list[dict]]:
 
 
 def ablation_ordering(runs: dict[str, list[dict]], other: dict[str, list[dict]] | None = None, other_name: str = "") -> str:
-    """Markdown: the paper's single ablations from the most to the least destructive (the drop of
-    mean test accuracy from proposed ED's, in points, with Welch's p), beside their order in
-    ``other`` (another dataset's report) and whether the order is the same, reversed or changed."""
+    """Markdown: the paper's single ablations from the most to the least destructive (Δ: mean test
+    accuracy minus proposed ED's, in points, as in the main table, with Welch's p), beside their
+    order in ``other`` (another dataset's report) and whether the order is the same, reversed or
+    changed."""
 
-    def drops(group):
+    def deltas(group):
         base = [r["final_test_accuracy"] * 100 for r in group["proposed"]]
         found = {}
         for name in ABLATIONS:
             if name in group:
                 values = [r["final_test_accuracy"] * 100 for r in group[name]]
-                found[name] = (np.mean(base) - np.mean(values), welch_p(values, base), values)
-        return dict(sorted(found.items(), key=lambda item: -item[1][0]))
+                found[name] = (np.mean(values) - np.mean(base), welch_p(values, base), values, values == base)
+        return dict(sorted(found.items(), key=lambda item: item[1][0]))
 
-    here = drops(runs)
+    here = deltas(runs)
     if not here:
         return "## Ablation ordering\n\nNo ablation finished yet."
-    lines = ["## Ablation ordering", "", "The single ablations, most destructive first (drop of the mean test accuracy from proposed ED's, in points):", ""]
-    theirs = drops(other) if other is not None else {}
-    head = ["rank", "ablation", "drop here (Welch p)", "per seed here (%)"] + ([f"drop in {other_name} (Welch p)", f"rank in {other_name}"] if other is not None else [])
+    theirs = deltas(other) if other is not None else {}
+    lines = ["## Ablation ordering", "", "The single ablations, most destructive first (Δ: the mean test accuracy minus proposed ED's, in points):", ""]
+    head = ["rank", "ablation", "Δ here (Welch p)", "per seed here (%)"] + ([f"Δ in {other_name} (Welch p)", f"rank in {other_name}"] if other is not None else [])
     lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for rank, (name, (drop, p, values)) in enumerate(here.items(), 1):
-        cells = [str(rank), name, f"{drop:+.2f} ({format_p(p)})", ", ".join(f"{v:.1f}" for v in values)]
+    for rank, (name, (delta, p, values, same)) in enumerate(here.items(), 1):
+        cells = [str(rank), name, f"{delta:+.2f} ({format_p(p)})" + (", the same runs as proposed" if same else ""), ", ".join(f"{v:.1f}" for v in values)]
         if other is not None:
             cells += [f"{theirs[name][0]:+.2f} ({format_p(theirs[name][1])})", str(list(theirs).index(name) + 1)] if name in theirs else ["not run", "—"]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
     if other is not None:
         common = [name for name in here if name in theirs]
         order_there = [name for name in theirs if name in common]
@@ -107,8 +109,12 @@ def ablation_ordering(runs: dict[str, list[dict]], other: dict[str, list[dict]] 
             verdict = "the order is **reversed**"
         else:
             verdict = "the order **changed** (not a plain reversal)"
-        lines += ["", f"Against {other_name}: {verdict} (here: {' > '.join(common)}; there: {' > '.join(order_there)}). "
-                  "A drop within the seeds' spread (Welch p above 0.05) does not order two ablations reliably."]
+        lines.append(f"Against {other_name}: {verdict} (here: {' > '.join(common)}; there: {' > '.join(order_there)}).")
+    lines.append(
+        "An ablation identical to proposed ED in every seed is the same network on this dataset (e.g. sym-init where no hidden "
+        "layer has a dual-stream input). Two drops whose difference is within the seeds' spread (Welch p above 0.05, "
+        "or n/a with one seed) do not order the ablations reliably."
+    )
     return "\n".join(lines)
 
 
@@ -190,7 +196,12 @@ def report(args: argparse.Namespace) -> None:
     other = load_finished(args.compare_with) if args.compare_with else None
     runs = run_all(args, out)
     if "proposed" not in runs:
-        raise SystemExit(f"error: no finished run of proposed ED in {out} yet (its seeds come first)")
+        first = out / "proposed" / "seed0" / RESULTS
+        found = " (its seeds come first)"
+        if first.is_file():
+            wanted = Config.from_args(args, rule="ed", variant="proposed", seed=0)
+            found = f": {first.parent} holds a run of other settings ({unlike(wanted, json.loads(first.read_text()))})"
+        raise SystemExit(f"error: no finished run of proposed ED with these settings in {out} yet{found}")
     plots = (("accuracy_curves.png", plot_curves), ("ablation_bars.png", plot_bars), ("weights.png", plot_weights), ("alignment.png", plot_alignment))
     for name, draw in plots:
         draw(runs, out / name)

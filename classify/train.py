@@ -113,9 +113,18 @@ def finished_results(config: Config, out: Path) -> dict | None:
     if not path.is_file():
         return None
     results = json.loads(path.read_text())
+    return results if not unlike(config, results) else None
+
+
+def unlike(config: Config, results: dict) -> str:
+    """How the run of ``results`` differs from a finished run of ``config`` (e.g. ``"epochs 1, not
+    5"`` or ``"3 of 10 epochs done"``); empty where it is one."""
     saved = {**asdict(Config()), **results["config"]}
-    same = all(saved[k] == v for k, v in asdict(config).items() if k not in PLACE_FIELDS)
-    return results if same and len(results["history"]) == config.epochs else None
+    differ = [f"{k} {saved[k]!r}, not {v!r}" for k, v in asdict(config).items() if k not in PLACE_FIELDS and saved[k] != v]
+    if differ:
+        return "; ".join(differ)
+    done = len(results["history"])
+    return "" if done == config.epochs else f"{done} of {config.epochs} epochs done"
 
 
 def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | None = None, progress: bool = True) -> dict:

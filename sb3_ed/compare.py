@@ -35,6 +35,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from .cli import positive
 from .reporting import format_p, mean_std, plot_band, welch_p, welch_table
 from .zoo import ED_ALGOS, zoo_config
 
@@ -89,16 +90,16 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sb3_ed.compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envs", nargs="+", required=True, help="gymnasium or JAX env ids")
     p.add_argument("--algos", nargs="+", required=True, help="rl_zoo3 algo ids with a zoo config in the package (ed_ppo, ed_ppo_nondale, dale_bp_ppo, dfa_ppo, ppo, ars ...)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per env and algo (default: %(default)s)")
+    p.add_argument("--seeds", type=positive(int), default=3, help="seeds 0..N-1 per env and algo (default: %(default)s)")
     p.add_argument("--out", type=Path, required=True, help="results folder; finished runs in it are reused")
-    p.add_argument("--steps", type=int, help="env steps per run (default: the zoo entry's n_timesteps)")
-    p.add_argument("--eval-freq", type=int, default=50_000, help="env steps between evaluations (default: %(default)s)")
-    p.add_argument("--eval-episodes", type=int, default=10, help="deterministic episodes per evaluation (default: %(default)s)")
+    p.add_argument("--steps", type=positive(int), help="env steps per run (default: the zoo entry's n_timesteps)")
+    p.add_argument("--eval-freq", type=positive(int), default=50_000, help="env steps between evaluations (default: %(default)s)")
+    p.add_argument("--eval-episodes", type=positive(int), default=10, help="deterministic episodes per evaluation (default: %(default)s)")
     p.add_argument("--hyperparams", nargs="+", default=[], metavar="KEY:VALUE", help="rl_zoo3 --hyperparams overrides for every run (e.g. n_envs:2)")
     p.add_argument("--skip", nargs="+", default=[], metavar="ALGO:ENV", help="pairs not to run (e.g. ars:Craftax-Classic-Symbolic-v1: ARS on Craftax, left out as in the paper)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default: %(default)s; one run per core)")
+    p.add_argument("--threads", type=positive(int), default=1, help="torch threads per run (default: %(default)s; one run per core)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--jobs", type=int, default=1, help="runs at a time, as local processes (default: %(default)s)")
+    where.add_argument("--jobs", type=positive(int), default=1, help="runs at a time, as local processes (default: %(default)s)")
     where.add_argument("--ray", metavar="ADDRESS", help="send each run to this Ray cluster as one task ('auto', 'local', or ray://host:port)")
     p.add_argument("--report-only", action="store_true", help="write the report from the finished runs, run nothing")
     return p
@@ -121,8 +122,6 @@ def check_grid(args: argparse.Namespace) -> list[Run]:
         if algo not in args.algos or env not in args.envs:
             sys.exit(f"error: --skip {entry!r} is not one of the ALGO:ENV pairs asked for")
         skips.add((algo, env))
-    if args.seeds < 1 or args.jobs < 1 or args.threads < 1:
-        sys.exit("error: --seeds, --jobs and --threads must be >= 1")
     return [Run(a, e, s) for e in args.envs for a in args.algos if (a, e) not in skips for s in range(args.seeds)]
 
 
@@ -241,6 +240,13 @@ def load_results(runs: list[Run], out: Path) -> dict[str, dict[str, list[dict]]]
     return results
 
 
+def describe(finding: tuple) -> str:
+    """A finding in words: ``ed_ppo beats ars``, ``ed_ppo is on par with dfa_ppo``, ``dfa_ppo is the
+    weakest method``."""
+    _, relation, a, b = finding
+    return {"weakest": f"{a} is the weakest method", "on par": f"{a} is on par with {b}"}.get(relation, f"{a} {relation} {b}")
+
+
 def check_finding(finding: tuple, table: dict[str, list[dict]]) -> str | None:
     """One line judging a finding against one env's results (None where its algos did not run)."""
     task, relation, a, b = finding
@@ -256,7 +262,7 @@ def check_finding(finding: tuple, table: dict[str, list[dict]]) -> str | None:
         p = welch_p(finals[a], finals[runner_up])
         lowest = means[a] < others[0][0]
         verdict = "reproduced" if lowest and p < SIGNIFICANCE else "not significant" if lowest else "not reproduced"
-        return (f"{task}: {a} is the weakest method — **{verdict}**: {a} {np.mean(finals[a]):.0f}, "
+        return (f"{task}: {describe(finding)} — **{verdict}**: {a} {np.mean(finals[a]):.0f}, "
                 f"next lowest {runner_up} {means[runner_up]:.0f} (Welch p {format_p(p)})")
     p = welch_p(finals[a], finals[b])
     diff = np.mean(finals[a]) - np.mean(finals[b])
@@ -266,7 +272,7 @@ def check_finding(finding: tuple, table: dict[str, list[dict]]) -> str | None:
     else:
         wanted = diff > 0 if relation == "beats" else diff < 0
         verdict = "reproduced" if wanted and significant else "not reproduced" if significant else "not significant"
-    return (f"{task}: {a} {relation} {b} — **{verdict}**: {np.mean(finals[a]):.0f} vs {np.mean(finals[b]):.0f} "
+    return (f"{task}: {describe(finding)} — **{verdict}**: {np.mean(finals[a]):.0f} vs {np.mean(finals[b]):.0f} "
             f"(difference {diff:+.0f}, Welch p {format_p(p)})")
 
 
@@ -326,7 +332,7 @@ def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings:
             if check is not None:
                 lines.append(f"- {check} ({env})")
         if not any(checks):
-            lines.append(f"- {finding[0]}: {finding[2]} {finding[1]} {finding[3] or ''} — not run here")
+            lines.append(f"- {finding[0]}: {describe(finding)} — not run here")
     text = "\n".join(lines) + "\n"
     (out / "report.md").write_text(text)
     return text

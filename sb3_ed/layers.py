@@ -39,6 +39,13 @@ __all__ = [
 ]
 
 
+def check_flag(name: str, value) -> None:
+    """Refuses anything but True or False for an on/off option (a string such as ``"no"`` would
+    count as on)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def split_streams(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(h_p, h_n)`` of a dual-stream activity ``[h_p | h_n]``."""
     return h.chunk(2, dim=1)
@@ -89,12 +96,19 @@ class _DualStream(nn.Module):
         centered: bool = False,
     ):
         super().__init__()
+        for name, flag in (("shared_input", shared_input), ("dale", dale), ("centered", centered)):
+            check_flag(name, flag)
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
         if bias_init not in BIAS_INITS:
             raise ValueError(f"unknown bias_init {bias_init!r}; choose from {', '.join(BIAS_INITS)}")
-        if dale and floor < 0:
-            raise ValueError(f"floor must be >= 0, got {floor}")
+        if dale and not 0 <= floor < math.inf:
+            raise ValueError(f"floor must be >= 0 and finite, got {floor}")
+        for name, scale in (("exc_scale", exc_scale), ("inh_scale", inh_scale)):
+            if not 0 < scale < math.inf:
+                raise ValueError(f"{name} must be > 0 and finite (a scale of the non-negative init), got {scale}")
+        if min(weight_shape[:2]) < 2:
+            raise ValueError(f"{type(self).__name__} needs >= 1 unit per stream in and out, got {weight_shape[1] // 2} in and {weight_shape[0] // 2} out")
         out2, in2 = weight_shape[:2]
         self.out_features, self.in_features = out2 // 2, in2 // 2
         self.shared_input = shared_input

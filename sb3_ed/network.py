@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import DEFAULT_FLOOR, DualStreamLinear, Sigmoid, StreamDifference, StreamRMSNorm
+from .layers import DEFAULT_FLOOR, DualStreamLinear, Sigmoid, StreamDifference, StreamRMSNorm, check_flag
 from .rules import LearningRule, deliver_error, make_rule
 
 ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
@@ -107,6 +107,7 @@ def dale_mlp(
     initialises the hidden layers' biases (the output layer's start at zero) and ``centered``
     centres every layer's gradient factors: see :class:`~sb3_ed.layers.DualStreamLinear`.
     """
+    check_flag("rms_norm", rms_norm)
     sizes = [in_features, *hidden_sizes, out_features]
     n = len(sizes) - 1
     widths = _per_layer(widths, n, "widths")

@@ -26,6 +26,12 @@ DUAL_STREAM_ONLY = ("rms_norm", "widths", "exc_scale", "inh_scale", "init", "bia
 ACTIVATION_NAMES = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Identity: "identity"}
 
 
+def check_finite(features: torch.Tensor) -> None:
+    # every rollout step and every minibatch passes here: the place to stop a silent divergence
+    if not torch.isfinite(features).all():
+        raise ValueError("NaN or inf in the observations (VecCheckNan can find the step that made them)")
+
+
 class DaleMlpExtractor(nn.Module):
     """Separate policy and value networks, each ending in its own output layer.
 
@@ -43,12 +49,11 @@ class DaleMlpExtractor(nn.Module):
         return self.forward_actor(features), self.forward_critic(features)
 
     def forward_actor(self, features):
-        # every rollout step and every minibatch passes here: the place to stop a silent divergence
-        if not torch.isfinite(features).all():
-            raise ValueError("NaN or inf in the observations (VecCheckNan can find the step that made them)")
+        check_finite(features)
         return self.policy_net(features)
 
     def forward_critic(self, features):
+        check_finite(features)
         return self.value_net(features)
 
 
@@ -138,7 +143,7 @@ class FeedbackPolicy(ActorCriticPolicy):
             ignored = [k for k in DUAL_STREAM_ONLY if given[k] != defaults[k].default]
             if ignored:
                 raise ValueError(
-                    f"{type(self).__name__}: {', '.join(ignored)} only apply to dual-stream networks; its networks are "
+                    f"{type(self).__name__}: {', '.join(ignored)}: options of dual-stream networks only; its networks are "
                     f"single-stream nn.Linear MLPs (EDPolicy, DaleBPPolicy and NPPolicy are dual-stream)"
                 )
         super().__init__(*args, activation_fn=nn.Identity, ortho_init=ortho_init, **kwargs)

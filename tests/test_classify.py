@@ -130,8 +130,10 @@ def test_report_writes_table_and_plots(mnist_root, tmp_path):
     argv = ["report", "mnist", "--seeds", "2", "--epochs", "1", "--train-subset", "100", "--data-dir", str(mnist_root), "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     text = (out / "report.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(("| variant", "| ---"))]
-    assert [row.split("|")[1].strip() for row in rows] == list(REPORT_ENTRIES)
+    main_table = text.split("| variant", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert [row.split("|")[1].strip() for row in main_table] == list(REPORT_ENTRIES)
+    ablations = text.split("## Ablation ordering", 1)[1].split("\n\n")[2].splitlines()[2:]
+    assert sorted(row.split("|")[2].strip() for row in ablations) == ["no-center", "sym-init", "uniform-width"]
     for png in ("accuracy_curves.png", "ablation_bars.png", "weights.png", "alignment.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     # kept without its checkpoints (as git keeps docs/results), a finished run is reused, not run again
@@ -330,13 +332,16 @@ def test_ablation_ordering_ranks_the_drops_and_names_a_reversal(tmp_path):
     write_finished(tmp_path / "b", {"proposed": [0.96, 0.98], "no-center": [0.94, 0.98], "uniform-width": [0.90, 0.92], "sym-init": [0.80, 0.82]})
     text = ablation_ordering(load_finished(tmp_path / "a"), load_finished(tmp_path / "b"), "mnist")
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line[:3] in ("| 1", "| 2", "| 3")]
-    # drops by hand: 61 - 11 = 50, 61 - 51 = 10, 61 - 59 = 2 points here; 1, 6, 16 points in b
+    # by hand: 11 - 61 = -50, 51 - 61 = -10, 59 - 61 = -2 points here; -1, -6, -16 points in b
     assert [r[1] for r in rows] == ["no-center", "uniform-width", "sym-init"]
-    assert [r[2].split(" (")[0] for r in rows] == ["+50.00", "+10.00", "+2.00"]
-    assert [r[4].split(" (")[0] for r in rows] == ["+1.00", "+6.00", "+16.00"] and [r[5] for r in rows] == ["3", "2", "1"]
+    assert [r[2].split(" (")[0] for r in rows] == ["-50.00", "-10.00", "-2.00"]
+    assert [r[4].split(" (")[0] for r in rows] == ["-1.00", "-6.00", "-16.00"] and [r[5] for r in rows] == ["3", "2", "1"]
     assert "the order is **reversed**" in text
     same = ablation_ordering(load_finished(tmp_path / "a"), load_finished(tmp_path / "a"), "a")
     assert "the same order in both" in same
+    # an ablation that is the same network as proposed (sym-init on a one-hidden-layer MLP) says so
+    write_finished(tmp_path / "c", {"proposed": [0.9, 0.8], "sym-init": [0.9, 0.8], "no-center": [0.5, 0.4]})
+    assert "+0.00 (1), the same runs as proposed" in ablation_ordering(load_finished(tmp_path / "c"))
 
 
 def test_compare_with_a_folder_without_proposed_runs_says_what_it_expected(tmp_path):
@@ -345,3 +350,39 @@ def test_compare_with_a_folder_without_proposed_runs_says_what_it_expected(tmp_p
     write_finished(tmp_path / "b", {"no-center": [0.5]})
     with pytest.raises(SystemExit, match=r"--compare-with .*b: no finished run of proposed ED in it \(expected .*proposed/seed<k>/results.json\)"):
         load_finished(tmp_path / "b")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mnist", "--epochs", "0"],
+        ["mnist", "--epochs", "-1"],
+        ["mnist", "--lr", "-0.1"],
+        ["mnist", "--lr", "nan"],
+        ["mnist", "--batch-size", "0"],
+        ["mnist", "--train-subset", "0"],
+        ["mnist", "--seeds", "0"],
+        ["report", "mnist", "--seeds", "-2"],
+    ],
+)
+def test_counts_sizes_and_rates_must_be_positive(argv, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--data-dir", str(tmp_path)])
+    flag, value = argv[-2:]
+    assert exit_info.value.code == 2 and f"argument {flag}: must be > 0, got {value}" in capsys.readouterr().err
+
+
+def test_report_only_on_runs_of_other_settings_names_the_setting(tmp_path):
+    from dataclasses import asdict
+
+    run = tmp_path / "proposed" / "seed0"
+    run.mkdir(parents=True)
+    config = {**asdict(Config(epochs=1)), "rule": "ed", "variant": "proposed"}
+    (run / "results.json").write_text(json.dumps({"config": config, "history": [{"test_accuracy": 0.5}], "final_test_accuracy": 0.5}))
+    argv = ["report", "mnist", "--report-only", "--out", str(tmp_path), "--no-progress"]
+    with pytest.raises(SystemExit, match=r"no finished run of proposed ED with these settings in .*: .*seed0 holds a run of other settings \(epochs 1, not 30\)"):
+        main([*argv])
+    # an interrupted run of the same settings
+    (run / "results.json").write_text(json.dumps({"config": {**config, "epochs": 2}, "history": [{"test_accuracy": 0.5}], "final_test_accuracy": 0.5}))
+    with pytest.raises(SystemExit, match=r"\(1 of 2 epochs done\)"):
+        main([*argv, "--epochs", "2"])

@@ -112,3 +112,13 @@ def test_findings_are_judged_by_welch_test():
     assert "**reproduced**" in check_finding(weakest, table)
     assert "**not reproduced**" in check_finding(weakest, {**table, "dfa_ppo": seeds(30, 31, 30)})
     assert check_finding(beats, {"ed_ppo": seeds(1, 2)}) is None  # dale_bp_ppo did not run
+
+
+@pytest.mark.parametrize("flag, value", [("--steps", "-5"), ("--steps", "0"), ("--seeds", "0"), ("--eval-episodes", "0"), ("--jobs", "-1"), ("--threads", "x")])
+def test_counts_and_budgets_must_be_positive(tmp_path, capsys, flag, value):
+    argv = ["--envs", "CartPole-v1", "--algos", "ppo", "--out", str(tmp_path), flag, value]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and not list(tmp_path.iterdir())  # refused before anything was written
+    expected = "invalid int value: 'x'" if value == "x" else f"must be > 0, got {value}"
+    assert f"argument {flag}: {expected}" in capsys.readouterr().err

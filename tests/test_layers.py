@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sb3_ed import DualStreamConv2d, DualStreamLinear, StreamRMSNorm, dale_mlp, split_streams
+from sb3_ed import DualStreamConv2d, DualStreamLinear, StreamRMSNorm, dale_mlp, mlp, split_streams
 
 
 def four_products(layer, x_p, x_n, op):
@@ -218,6 +218,26 @@ def test_bad_construction_arguments():
         DualStreamLinear(2, 2, init="gaussian")
     with pytest.raises(ValueError, match="unknown bias_init 'normal'; choose from zeros, uniform"):
         DualStreamLinear(2, 2, bias_init="normal")
+    # an on/off option given as a string would count as on
+    for name in ("centered", "dale", "shared_input"):
+        with pytest.raises(TypeError, match=f"{name} must be True or False, got 'no'"):
+            DualStreamLinear(2, 2, **{name: "no"})
+    with pytest.raises(TypeError, match="rms_norm must be True or False"):
+        dale_mlp(3, [4], 2, rms_norm="no")
+    for kwargs, message in [
+        (dict(floor=float("nan")), "floor must be >= 0 and finite, got nan"),
+        (dict(exc_scale=-1.0), "exc_scale must be > 0 and finite"),
+        (dict(inh_scale=0.0), "inh_scale must be > 0 and finite"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            DualStreamLinear(2, 2, **kwargs)
+    for sizes in ((0, 2), (3, 0)):
+        with pytest.raises(ValueError, match=">= 1 unit per stream in and out"):
+            DualStreamLinear(*sizes)
+    with pytest.raises(ValueError, match=">= 1 unit per stream in and out"):
+        DualStreamConv2d(3, 0, 3)
+    with pytest.raises(TypeError, match=r"unknown option 'centered': not the network's, nor one of the dfa rule's \(out_features, seed\)"):
+        mlp(3, [4], 2, centered=True)
     with pytest.raises(ValueError, match="floor"):
         DualStreamLinear(2, 2, floor=-1.0)
 

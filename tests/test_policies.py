@@ -149,7 +149,7 @@ def test_what_the_rule_cannot_use_fails_at_construction():
         PPO(EDPolicy, "Pendulum-v1", policy_kwargs={"activation_fn": torch.nn.ELU})
     # options of the Dale networks would be silently ignored by DFA's single-stream MLPs
     for kwargs in ({"dale": False}, {"rms_norm": True}, {"centered": False, "output_scale": 1.0}):
-        with pytest.raises(ValueError, match=f"DFAPolicy: {', '.join(kwargs)} only apply to dual-stream networks"):
+        with pytest.raises(ValueError, match=f"DFAPolicy: {', '.join(kwargs)}: options of dual-stream networks only"):
             PPO(DFAPolicy, "Pendulum-v1", policy_kwargs=kwargs)
 
 
@@ -157,6 +157,8 @@ def test_nan_observations_raise():
     model = PPO(EDPolicy, "Pendulum-v1", n_steps=64, batch_size=64)
     with pytest.raises(ValueError, match="NaN"):
         model.predict(np.array([np.nan, 0.0, 0.0], dtype=np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        model.policy.predict_values(torch.tensor([[np.inf, 0.0, 0.0]]))
 
 
 CARTPOLE = dict(n_envs=8, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8, learning_rate=1e-3)

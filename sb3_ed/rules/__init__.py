@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from .base import LearningRule, deliver_error
 from .bp import BP
 from .dfa import DFA
@@ -17,6 +19,11 @@ def make_rule(rule: str | LearningRule, **kwargs) -> LearningRule:
         return rule
     if rule not in RULES:
         raise ValueError(f"unknown learning rule {rule!r}; choose from {', '.join(RULES)}")
+    options = [name for name in inspect.signature(RULES[rule].__init__).parameters if name != "self"]
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        # a network builder hands the rule every keyword it does not know itself
+        raise TypeError(f"unknown option {', '.join(map(repr, unknown))}: not the network's, nor one of the {rule} rule's ({', '.join(options)})")
     return RULES[rule](**kwargs)
 
 
