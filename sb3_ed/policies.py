@@ -46,7 +46,8 @@ class DaleMlpExtractor(nn.Module):
         self.latent_dim_pi, self.latent_dim_vf = latent_dim_pi, 1
 
     def forward(self, features):
-        return self.forward_actor(features), self.forward_critic(features)
+        check_finite(features)  # once for both networks: this is every rollout step's path
+        return self.policy_net(features), self.value_net(features)
 
     def forward_actor(self, features):
         check_finite(features)
