@@ -16,7 +16,7 @@ import numpy as np
 from sb3_ed.reporting import format_p, plot_band, welch_p, welch_table
 
 from .data import short_name
-from .train import CHECKPOINT, RESULTS, Config, finished_results, train, unlike
+from .train import CHECKPOINT, RESULTS, Config, finished, finished_results, train, unlike
 
 # name -> (rule, variant): proposed ED, DFA on the same network, seed ED, the three single ablations,
 # learned direct feedback (node perturbation) and exact backprop through the same network
@@ -63,7 +63,7 @@ def load_finished(folder: Path) -> dict[str, list[dict]]:
     for name in REPORT_ENTRIES:
         for path in sorted((folder / name).glob("seed*/results.json")):
             result = json.loads(path.read_text())
-            if len(result.get("history", [])) == result["config"]["epochs"]:
+            if finished(result):
                 runs.setdefault(name, []).append(result)
     if "proposed" not in runs:
         raise SystemExit(f"error: --compare-with {folder}: no finished run of proposed ED in it (expected {folder}/proposed/seed<k>/results.json)")

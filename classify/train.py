@@ -116,6 +116,11 @@ def finished_results(config: Config, out: Path) -> dict | None:
     return results if not unlike(config, results) else None
 
 
+def finished(results: dict) -> bool:
+    """Whether the run of ``results`` (a ``results.json``) trained every epoch its config asks for."""
+    return len(results.get("history", [])) == results["config"]["epochs"]
+
+
 def unlike(config: Config, results: dict) -> str:
     """How the run of ``results`` differs from a finished run of ``config`` (e.g. ``"epochs 1, not
     5"`` or ``"3 of 10 epochs done"``); empty where it is one."""
@@ -123,8 +128,7 @@ def unlike(config: Config, results: dict) -> str:
     differ = [f"{k} {saved[k]!r}, not {v!r}" for k, v in asdict(config).items() if k not in PLACE_FIELDS and saved[k] != v]
     if differ:
         return "; ".join(differ)
-    done = len(results["history"])
-    return "" if done == config.epochs else f"{done} of {config.epochs} epochs done"
+    return "" if finished(results) else f"{len(results['history'])} of {config.epochs} epochs done"
 
 
 def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | None = None, progress: bool = True) -> dict:
