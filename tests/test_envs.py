@@ -86,30 +86,48 @@ def test_deterministic_evaluation_episodes_of_one_env_differ(brax_env):
 class Counter(JaxVecEnv):
     """Episodes of random length; a start is a number drawn from its own key."""
 
-    def __init__(self, num_envs, **kwargs):
+    def __init__(self, num_envs, end=0.7, **kwargs):
         from gymnasium import spaces
 
-        super().__init__(num_envs, spaces.Box(-np.inf, np.inf, (1,), np.float32), spaces.Discrete(2), 0, **kwargs)
+        self.end = end  # the chance that an episode ends at a step
+        super().__init__(num_envs, spaces.Box(-np.inf, np.inf, (2,), np.float32), spaces.Discrete(2), 0, **kwargs)
 
     def _initial_states(self, key, n):
-        ids = jax.random.uniform(key, (n, 1))
+        ids = jax.random.uniform(key, (n, 2))  # two numbers: one float32 repeats by chance in a few hundred
         return ids, ids
 
     def _env_step(self, states, actions, key):
-        done = jax.random.uniform(key, (self.num_envs,)) < 0.7
+        done = jax.random.uniform(key, (self.num_envs,)) < self.end
         return states, states, jnp.zeros(self.num_envs), done, jnp.zeros_like(done), {}
 
 
 def test_the_pool_hands_out_each_start_once_and_refills_when_short():
     env = Counter(8, pool_size=8)
-    handed = list(env.reset()[:, 0])
+    handed = [tuple(start) for start in env.reset()]
     rng = np.random.default_rng(0)
     for _ in range(50):  # most envs finish every step: the pool runs short again and again
         obs, _, dones, _ = env.step(rng.integers(0, 2, 8))
-        handed += list(obs[dones, 0])
+        handed += [tuple(start) for start in obs[dones]]
     assert len(handed) > 8 + 200 and len(set(handed)) == len(handed)
     with pytest.raises(ValueError, match=r"pool_size must be an integer >= num_envs \(8\), got 4"):
         Counter(8, pool_size=4)
+
+
+@pytest.mark.parametrize("end", [0.02, 0.3, 1.0])
+def test_finished_envs_take_new_starts_and_the_others_keep_theirs(end):
+    # 64 envs write their starts 4 at a time: a few finished envs per step, many, and all of them
+    env = Counter(64, end=end, pool_size=100)
+    obs = env.reset()
+    seen = {tuple(start) for start in obs}
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        new, _, dones, _ = env.step(rng.integers(0, 2, 64))
+        assert np.array_equal(new[~dones], obs[~dones])
+        starts = {tuple(start) for start in new[dones]}
+        assert not seen & starts and len(starts) == dones.sum()
+        seen |= starts
+        obs = new
+    assert len(seen) > 64 + 30 * 64 * end / 2
 
 
 @pytest.mark.parametrize("name", ["brax_env", "craftax_env"])
