@@ -115,7 +115,7 @@ def test_the_pool_hands_out_each_start_once_and_refills_when_short():
 
 @pytest.mark.parametrize("end", [0.02, 0.3, 1.0])
 def test_finished_envs_take_new_starts_and_the_others_keep_theirs(end):
-    # 64 envs write their starts 4 at a time: a few finished envs per step, many, and all of them
+    # a few finished envs per step, many, and all of them
     env = Counter(64, end=end, pool_size=100)
     obs = env.reset()
     seen = {tuple(start) for start in obs}
