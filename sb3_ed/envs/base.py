@@ -25,9 +25,11 @@ class JaxVecEnv(VecEnv):
 
     **Every episode starts fresh.** A finished env takes the next unused start from a pool of
     ``pool_size`` starts made ahead, each from its own key, and each handed out once; when the pool
-    holds fewer unused starts than envs finish in a step, the whole pool is made again inside the
-    same jitted step (``lax.cond``: only on those steps). Making starts is often far dearer than a
-    step (a Craftax world), and done this way it costs one start per episode, in batches.
+    holds fewer unused starts than envs finish in a step, the whole pool is made again first.
+    Making starts is often far dearer than a step (a Craftax world), and done this way it costs one
+    start per episode, in batches. The host, which reads the done flags of every step anyway,
+    decides: a step in which no episode ends runs the env step alone, and one in which ``k`` end
+    writes only those ``k`` envs' states (scatters into the donated states, 16 envs a call).
 
     This class adds the rest of SB3's contract: ``terminal_observation`` and
     ``TimeLimit.truncated`` in the infos of finished envs, their ``episode`` return and length
@@ -57,11 +59,13 @@ class JaxVecEnv(VecEnv):
         super().__init__(num_envs, observation_space, action_space)
         self.device = jax.devices()[0] if device is None else jax.devices(device)[0] if isinstance(device, str) else device
         self._key = jax.random.PRNGKey(seed)
-        # one compiled function each for all envs; jit caches the trace per instance
-        self._reset_jit = jax.jit(self._reset)
-        # the carry (states and pool) is donated: updated in place, not copied every step
+        # one compiled function each for all envs; jit caches the trace per instance (and per n)
+        self._starts_jit = jax.jit(self._initial_states, static_argnums=1)
+        # the states are donated: updated in place, not copied every step
         self._step_jit = jax.jit(self._step, donate_argnums=0)
-        self._carry = None
+        self._restart_jit = jax.jit(self._restart, donate_argnums=0)
+        self._states = self._pool = self._key_steps = None
+        self._head = self._unused = 0
         self._actions = None
         self._episode_return = np.zeros(num_envs, dtype=np.float64)
         self._episode_length = np.zeros(num_envs, dtype=np.int64)
@@ -74,36 +78,41 @@ class JaxVecEnv(VecEnv):
         raise NotImplementedError
 
     # --- the jitted functions ---
-    def _reset(self, key):
-        k_envs, k_pool, k_steps = jax.random.split(key, 3)
-        obs, states = self._initial_states(k_envs, self.num_envs)
-        pool = self._initial_states(k_pool, self.pool_size)
-        return (states, pool, jnp.int32(0), jnp.int32(self.pool_size), k_steps), obs
-
-    def _step(self, carry, actions):
-        states, pool, head, unused, key = carry
-        key, k_step, k_pool = jax.random.split(key, 3)
+    def _step(self, states, key, actions):
+        key, k_step = jax.random.split(key)
         obs, states, reward, terminated, truncated, extras = self._env_step(states, actions, k_step)
-        done = terminated | truncated
-        finished = done.sum(dtype=jnp.int32)
+        return states, key, obs, reward, terminated, truncated, extras
 
-        def start_finished_envs():
-            refill = unused < finished
-            new_pool, new_head, new_unused = jax.lax.cond(
-                refill,
-                lambda: (self._initial_states(k_pool, self.pool_size), jnp.int32(0), jnp.int32(self.pool_size)),
-                lambda: (pool, head, unused),
-            )
-            # the k-th finished env (in env order) takes the unused start new_head + k
-            slot = (new_head + jnp.cumsum(done, dtype=jnp.int32) - 1) % self.pool_size
-            next_obs, next_states = where_done(done, jax.tree.map(lambda p: p[slot], new_pool), (obs, states))
-            return (next_states, new_pool, (new_head + finished) % self.pool_size, new_unused - finished), next_obs
+    @staticmethod
+    def _restart(states, obs, pool, envs, slots):
+        # envs[k] takes pool start slots[k]; padding entries name env num_envs, which the scatter drops
+        pool_obs, pool_states = jax.tree.map(lambda p: p[slots], pool)
+        states = jax.tree.map(lambda s, start: s.at[envs].set(start, mode="drop"), states, pool_states)
+        return states, obs.at[envs].set(pool_obs, mode="drop")
 
-        # most steps end no episode: they skip the selection over every env's state
-        (states, pool, head, unused), next_obs = jax.lax.cond(
-            finished > 0, start_finished_envs, lambda: ((states, pool, head, unused), obs)
-        )
-        return (states, pool, head, unused, key), next_obs, reward, terminated, truncated, obs, extras
+    @property
+    def _restart_chunk(self) -> int:
+        # envs restarted per call: one compiled shape, a small gather from the pool
+        return min(self.num_envs, 16)
+
+    def _start_finished_envs(self, obs, done: np.ndarray):
+        """Hands the finished envs (``done``, on the host) the next unused starts, remaking the pool
+        first where too few are left; returns the observations the envs now show."""
+        finished = np.flatnonzero(done).astype(np.int32)
+        if self._unused < finished.size:
+            self._key_steps, k_pool = jax.random.split(self._key_steps)
+            self._pool = self._starts_jit(k_pool, self.pool_size)
+            self._head, self._unused = 0, self.pool_size
+        # the k-th finished env (in env order) takes the unused start head + k
+        slots = ((self._head + np.arange(finished.size)) % self.pool_size).astype(np.int32)
+        self._head, self._unused = (self._head + finished.size) % self.pool_size, self._unused - finished.size
+        chunk = self._restart_chunk
+        for first in range(0, finished.size, chunk):
+            envs = np.full(chunk, self.num_envs, dtype=np.int32)
+            part = finished[first : first + chunk]
+            envs[: part.size] = part
+            self._states, obs = self._restart_jit(self._states, obs, self._pool, envs, np.resize(slots[first : first + chunk], chunk))
+        return obs
 
     def _extra_infos(self, extras, index: int) -> dict[str, Any]:
         """What a finished env reports besides its return and length (e.g. achievements);
@@ -122,7 +131,12 @@ class JaxVecEnv(VecEnv):
 
     def reset(self):
         with jax.default_device(self.device):
-            self._carry, obs = self._reset_jit(self._next_key())
+            k_envs, k_pool, self._key_steps = jax.random.split(self._next_key(), 3)
+            obs, self._states = self._starts_jit(k_envs, self.num_envs)
+            self._pool = self._starts_jit(k_pool, self.pool_size)
+            self._head, self._unused = 0, self.pool_size
+            # compiled now, with every index dropped, so that no step later waits for it
+            self._states, obs = self._restart_jit(self._states, obs, self._pool, np.full(self._restart_chunk, self.num_envs, np.int32), np.zeros(self._restart_chunk, np.int32))
         self._episode_return[:] = 0
         self._episode_length[:] = 0
         return np.array(obs)  # a writable copy: SB3 writes into observations
@@ -137,11 +151,14 @@ class JaxVecEnv(VecEnv):
         return isinstance(self.action_space, spaces.Discrete)
 
     def _jit_step(self, actions):
-        if self._carry is None:
+        if self._states is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step()")
         with jax.default_device(self.device):
-            self._carry, *outputs = self._step_jit(self._carry, actions)
-        return outputs
+            self._states, self._key_steps, obs, reward, terminated, truncated, extras = self._step_jit(self._states, self._key_steps, actions)
+            # the done flags cross to the host in any case (SB3 wants them there); deciding the
+            # restarts there keeps any selection or branch over the envs' states out of most steps
+            next_obs = self._start_finished_envs(obs, np.asarray(terminated | truncated))
+        return next_obs, reward, terminated, truncated, obs, extras
 
     def step_async(self, actions) -> None:
         actions = np.asarray(actions)
@@ -153,10 +170,10 @@ class JaxVecEnv(VecEnv):
         """One step for a torch training loop that keeps its data on the device.
 
         ``actions`` is a torch tensor; ``(obs, reward, terminated, truncated)`` come back as torch
-        tensors sharing the JAX buffers through DLPack: on a GPU nothing crosses to the host.
-        Finished envs are reset as in ``step()``, but no infos and no episode statistics are
-        kept (they would need the host). SB3's own algorithms use ``step()``: their rollout
-        buffers are numpy.
+        tensors sharing the JAX buffers through DLPack: on a GPU only the done flags cross to the
+        host (``num_envs`` booleans per step, to decide the restarts). Finished envs are reset as
+        in ``step()``, but no infos and no episode statistics are kept. SB3's own algorithms use
+        ``step()``: their rollout buffers are numpy.
         """
         self._check_actions(actions.shape)
         actions = actions.detach().to(torch.int32 if self._discrete else torch.float32).contiguous()
@@ -187,7 +204,7 @@ class JaxVecEnv(VecEnv):
         return obs, reward, dones, infos
 
     def close(self) -> None:
-        self._carry = None
+        self._states = self._pool = None
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
         return [getattr(self, attr_name)] * len(self._get_indices(indices))
@@ -201,8 +218,3 @@ class JaxVecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
         return [False] * len(self._get_indices(indices))
-
-
-def where_done(done, new, old):
-    """Per env, ``new`` where ``done`` else ``old``, for every leaf of two pytrees of batched arrays."""
-    return jax.tree.map(lambda n, o: jnp.where(done.reshape(done.shape + (1,) * (o.ndim - 1)), n, o), new, old)
