@@ -51,11 +51,7 @@ def assert_layer_grads(layer, expected, delta_p, delta_n, bias_dims):
 def activities(net, x):
     """Input and pre-activation of every Dale layer, from a plain forward (no rule involved)."""
     record = []
-    hooks = [
-        m.register_forward_hook(lambda m, i, o: record.append((m, i[0].detach(), o.detach())))
-        for m in net.modules()
-        if isinstance(m, (DualStreamLinear, DualStreamConv2d))
-    ]
+    hooks = [m.register_forward_hook(lambda m, i, o: record.append((m, i[0].detach(), o.detach()))) for m in net.modules() if isinstance(m, (DualStreamLinear, DualStreamConv2d))]
     with torch.no_grad():
         net(x)
     for h in hooks:
@@ -366,6 +362,22 @@ def test_np_feedback_equals_the_hand_computed_update_after_one_step(update):
     assert net.rule.updates == 2
 
 
+def test_np_normalize_delivers_the_fitted_direction_at_dfa_scale():
+    fitted, normalized = np_net(), np_net(normalize=True)
+    x, c = torch.rand(5, 6), torch.randn(5, 3)
+    for net in (fitted, normalized):
+        net(x).sum().backward()  # the same first fit: the rescaling only touches what is delivered
+    for i in (0, 1):
+        B = fitted.rule.get_buffer(f"B_{i}")
+        torch.testing.assert_close(normalized.rule.get_buffer(f"B_{i}"), B, rtol=0, atol=0)
+        rows = B.shape[0]
+        expected = (c @ B.T) * rows**0.5 / torch.linalg.matrix_norm(B)
+        torch.testing.assert_close(normalized.rule.hidden_error(c, torch.Size([5, rows]), i), expected)
+        torch.testing.assert_close(fitted.rule.hidden_error(c, torch.Size([5, rows]), i), c @ B.T)
+        # DFA's random B of this layer has about this norm: the delivered scale is DFA's
+        assert 0.5 < torch.linalg.matrix_norm(dale_mlp(6, [12, 10], 3, rule="dfa", seed=2).rule.feedback_matrix(i, rows, c)) / rows**0.5 < 2
+
+
 def test_np_noise_leaves_the_clean_output_and_the_weight_update_unchanged():
     torch.manual_seed(0)
     net, dfa = np_net(), dale_mlp(6, [12, 10], 3, rule="dfa", activation_fn="sigmoid", seed=2)
@@ -379,9 +391,14 @@ def test_np_noise_leaves_the_clean_output_and_the_weight_update_unchanged():
 
 
 def test_np_bad_options_and_a_diverging_feedback_are_one_clear_error():
-    for option, value, expected in [("sigma", 0.0, "sigma must be finite and > 0"), ("beta", -1.0, "beta must be finite and >= 0"),
-                                    ("decay", 1.5, "decay must be in"), ("warmup", -2, "warmup must be an integer >= 0"),
-                                    ("update", "newton", "update must be one of ridge, sgd")]:
+    for option, value, expected in [
+        ("sigma", 0.0, "sigma must be finite and > 0"),
+        ("beta", -1.0, "beta must be finite and >= 0"),
+        ("decay", 1.5, "decay must be in"),
+        ("warmup", -2, "warmup must be an integer >= 0"),
+        ("update", "newton", "update must be one of ridge, sgd"),
+        ("normalize", "no", "normalize must be True or False"),
+    ]:
         with pytest.raises(ValueError, match=f"np: {expected}"):
             np_net(**{option: value})
     with pytest.raises(ValueError, match="np learns the feedback to hidden layers: the network has none"):

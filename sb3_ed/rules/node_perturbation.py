@@ -40,6 +40,12 @@ class NodePerturbation(DFA):
     - ``update="sgd"``: ``B_l <- B_l - beta * (E B_l^T - Lambda_l)^T E / batch``, SGD on
       ``|B_l e - lambda_l|^2``; ``beta`` must suit the scale of ``e``.
 
+    ``normalize=True`` delivers ``B_l e`` with ``B_l`` rescaled to ``sqrt(features)``, the expected
+    Frobenius norm of DFA's random ``B_l``: the rule then learns the direction of its feedback and
+    keeps DFA's step size. The fitted ``B_l`` has the scale of the true ``dL/dh_l``, far below DFA's
+    on a wide layer (1.6 against 63 on classify's 4000-unit MNIST layer), so under plain SGD at
+    DFA's learning rates its hidden layers would move that much slower; Adam does not care.
+
     ``B_l``, ``V``, ``S_l`` (buffers), the number of updates and the noise generator's state are
     saved and loaded with the ``state_dict``. The noise comes from a generator of its own (seeded
     by ``seed``), so the global random stream is the same as under DFA.
@@ -54,6 +60,8 @@ class NodePerturbation(DFA):
     :param warmup: backward passes at the start that train only the ``B_l`` (every gradient of the
         forward weights is zero), >= 0 (default 0)
     :param estimator: ``"first_order"`` or ``"exact"`` (default ``"first_order"``)
+    :param normalize: deliver the errors through ``B_l`` rescaled to Frobenius norm
+        ``sqrt(features)`` (default False: the fitted ``B_l`` itself)
     :raises ValueError: an option out of its range (naming it); ``estimator="exact"`` without
         ``per_example_loss``
     :raises FloatingPointError: a non-finite estimate or ``B_l`` (naming the layer); no update made
@@ -61,6 +69,7 @@ class NodePerturbation(DFA):
 
     name = "np"
     requires_hidden = True
+    normalize = False  # for rules pickled before the option existed
 
     def __init__(
         self,
@@ -74,6 +83,7 @@ class NodePerturbation(DFA):
         ridge: float = 1e-3,
         warmup: int = 0,
         estimator: str = "first_order",
+        normalize: bool = False,
     ):
         checks = {
             "sigma": (sigma, math.isfinite(sigma) and sigma > 0, "finite and > 0"),
@@ -81,6 +91,7 @@ class NodePerturbation(DFA):
             "decay": (decay, 0 < decay <= 1, "in (0, 1]"),
             "ridge": (ridge, math.isfinite(ridge) and ridge > 0, "finite and > 0"),
             "warmup": (warmup, isinstance(warmup, int) and warmup >= 0, "an integer >= 0"),
+            "normalize": (normalize, isinstance(normalize, bool), "True or False"),
         }
         for option, (value, ok, expected) in checks.items():
             if not ok:
@@ -91,7 +102,7 @@ class NodePerturbation(DFA):
             raise ValueError(f"np: estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
         super().__init__(out_features, seed)
         self.sigma, self.update, self.beta, self.decay, self.ridge = sigma, update, beta, decay, ridge
-        self.warmup, self.estimator = warmup, estimator
+        self.warmup, self.estimator, self.normalize = warmup, estimator, normalize
         self.per_example_loss = None
         self.updates = 0
         self._generators: dict[torch.device, torch.Generator] = {}
@@ -113,6 +124,14 @@ class NodePerturbation(DFA):
             raise ValueError("np: estimator='exact' needs rule.per_example_loss, a callable y -> (batch,) losses, set before the forward pass")
         with torch.no_grad():
             return noises, self.per_example_loss(y_noisy) - self.per_example_loss(y.detach())
+
+    def hidden_error(self, e, shape, index):
+        error = super().hidden_error(e, shape, index)
+        if not self.normalize:
+            return error
+        B = getattr(self, f"B_{index}")
+        # e (c B)^T = c (e B^T); a B of all zeros (nothing fitted yet) delivers zeros
+        return error * (math.sqrt(B.shape[0]) / B.norm().clamp_min(torch.finfo(B.dtype).tiny))
 
     def deliver(self, e: torch.Tensor, shapes: Sequence[torch.Size | None], context: Any):
         errors = self.hidden_errors(e, shapes)  # with the B_l of this forward pass
@@ -154,10 +173,7 @@ class NodePerturbation(DFA):
             else:
                 value = (B - self.beta * (e @ B.T - target).T @ e / e.shape[0], None)
             if not (torch.isfinite(target).all() and torch.isfinite(value[0]).all()):
-                raise FloatingPointError(
-                    f"np: the feedback estimate for hidden layer {index} is not finite (sigma={self.sigma}, "
-                    f"update={self.update!r}); no update made"
-                )
+                raise FloatingPointError(f"np: the feedback estimate for hidden layer {index} is not finite (sigma={self.sigma}, update={self.update!r}); no update made")
             new[index] = value
         for index, (B, S) in new.items():
             getattr(self, f"B_{index}").copy_(B)
@@ -194,5 +210,5 @@ class NodePerturbation(DFA):
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, sigma={self.sigma}, update={self.update!r}, beta={self.beta}, decay={self.decay}, "
-            f"ridge={self.ridge}, warmup={self.warmup}, estimator={self.estimator!r}"
+            f"ridge={self.ridge}, warmup={self.warmup}, estimator={self.estimator!r}, normalize={self.normalize}"
         )
