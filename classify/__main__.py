@@ -48,7 +48,7 @@ def common_arguments() -> argparse.ArgumentParser:
         default=[],
         dest="rule_options",
         metavar="KEY=VALUE",
-        help="a keyword argument of the rule, repeatable: e.g. --rule-option estimator=exact --rule-option sigma=0.01 for np (see its docs)",
+        help="a keyword argument of the rule, repeatable: e.g. --rule-option estimator=exact --rule-option sigma=0.01 for np (see its docs; classify gives np normalize=True unless told otherwise)",
     )
     common.add_argument("--epochs", type=positive(int), default=DEFAULTS.epochs, help="epochs (default: %(default)s)")
     common.add_argument("--batch-size", type=positive(int), default=DEFAULTS.batch_size, help="mini-batch size (default: %(default)s)")

@@ -242,13 +242,40 @@ def test_mnist_format_sets_load_by_name_from_files_written_here(tmp_path, name, 
 
 @pytest.mark.parametrize("estimator", ["first_order", "exact"])
 def test_np_trains_with_either_estimator_through_rule_options(mnist_root, tmp_path, estimator):
-    argv = ["mnist", "--rule", "np", "--rule-option", f"estimator={estimator}", "--rule-option", "sigma=0.01", "--epochs", "1",
-            "--train-subset", "300", "--data-dir", str(mnist_root), "--out", str(tmp_path), "--no-progress"]
+    argv = [
+        "mnist",
+        "--rule",
+        "np",
+        "--rule-option",
+        f"estimator={estimator}",
+        "--rule-option",
+        "sigma=0.01",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "300",
+        "--data-dir",
+        str(mnist_root),
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     result = json.loads((tmp_path / "seed0" / "results.json").read_text())
-    assert result["config"]["rule_options"] == {"estimator": estimator, "sigma": 0.01}
+    assert result["config"]["rule_options"] == {"normalize": True, "estimator": estimator, "sigma": 0.01}  # classify's default kept
     assert result["final_test_accuracy"] > 0.3  # chance is 0.1
     assert 0 < result["history"][-1]["alignment_to_bp"]["hidden.0"] <= 1
+
+
+def test_classify_gives_np_feedback_at_dfa_scale_unless_told_otherwise():
+    from classify import models
+    from classify.train import Config
+
+    assert Config(rule="np").rule_options == {"normalize": True}
+    assert Config(rule="np", rule_options={"normalize": False}).rule_options == {"normalize": False}
+    assert Config(rule="dfa").rule_options == {} and Config().rule_options == {}
+    net = models.build("mlp", (1, 28, 28), 10, "np", "proposed", 0, **Config(rule="np").rule_options)
+    assert net.rule.normalize is True
 
 
 def test_a_rule_option_the_rule_does_not_take_is_one_line(mnist_root, tmp_path, capsys):
