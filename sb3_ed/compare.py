@@ -353,7 +353,9 @@ def main(argv: list[str] | None = None) -> None:
     results = load_results(runs, args.out)
     if not results:
         sys.exit(f"error: no finished runs in {args.out} yet")
-    command = "python -m sb3_ed.compare " + " ".join(argv if argv is not None else sys.argv[1:])
+    # the command that makes these runs: "the same command runs them" must not name --report-only
+    shown = [a for a in (argv if argv is not None else sys.argv[1:]) if not (len(a) > 3 and "--report-only".startswith(a))]
+    command = "python -m sb3_ed.compare " + " ".join(shown)
     print(write_report(results, args.out, settings, command, [r for r in runs if not finished(r, args.out)]))
     print(f"report written to {args.out / 'report.md'}")
     if failures:

@@ -59,6 +59,8 @@ def test_report_only_runs_nothing_and_says_what_is_unfinished(results, capsys):
     text = (results / "report.md").read_text()
     assert "already finished" not in capsys.readouterr().out  # nothing was run
     assert "**Partial**: 1 runs not finished yet: ppo on CartPole-v1 (1)." in text
+    # the command it names is the one that runs them
+    assert f"Command: `python -m sb3_ed.compare {' '.join(TINY)} --out {results}`" in text
     rows = {line.split("|")[1].strip(): line.split("|")[5].strip() for line in text.splitlines() if line.startswith(("| ed_ppo", "| ppo"))}
     assert rows == {"ed_ppo": "2", "ppo": "1"}  # the n column: seeds finished
 
