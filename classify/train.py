@@ -220,7 +220,6 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             seen += len(batch)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         net.eval()
-
         def probe_loss():
             return one_vs_all_loss(net(x[probe]), y[probe], center)
 
@@ -237,7 +236,10 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         record["wall_time"] = wall  # training, evaluation and diagnostics of every epoch so far
         history.append(record)
         if progress:
-            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}, train {record['train_accuracy']:.4f}, test {record['test_accuracy']:.4f}, {wall:.0f}s")
+            tqdm.write(
+                f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}, train {record['train_accuracy']:.4f}, "
+                f"test {record['test_accuracy']:.4f}, {wall:.0f}s"
+            )
         if writer is not None:
             log_scalars(writer, record)
         results = {

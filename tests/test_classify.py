@@ -242,24 +242,8 @@ def test_mnist_format_sets_load_by_name_from_files_written_here(tmp_path, name, 
 
 @pytest.mark.parametrize("estimator", ["first_order", "exact"])
 def test_np_trains_with_either_estimator_through_rule_options(mnist_root, tmp_path, estimator):
-    argv = [
-        "mnist",
-        "--rule",
-        "np",
-        "--rule-option",
-        f"estimator={estimator}",
-        "--rule-option",
-        "sigma=0.01",
-        "--epochs",
-        "1",
-        "--train-subset",
-        "300",
-        "--data-dir",
-        str(mnist_root),
-        "--out",
-        str(tmp_path),
-        "--no-progress",
-    ]
+    argv = ["mnist", "--rule", "np", "--rule-option", f"estimator={estimator}", "--rule-option", "sigma=0.01", "--epochs", "1",
+            "--train-subset", "300", "--data-dir", str(mnist_root), "--out", str(tmp_path), "--no-progress"]
     assert main(argv) == 0
     result = json.loads((tmp_path / "seed0" / "results.json").read_text())
     assert result["config"]["rule_options"] == {"normalize": True, "estimator": estimator, "sigma": 0.01}  # classify's default kept

@@ -51,7 +51,11 @@ def assert_layer_grads(layer, expected, delta_p, delta_n, bias_dims):
 def activities(net, x):
     """Input and pre-activation of every Dale layer, from a plain forward (no rule involved)."""
     record = []
-    hooks = [m.register_forward_hook(lambda m, i, o: record.append((m, i[0].detach(), o.detach()))) for m in net.modules() if isinstance(m, (DualStreamLinear, DualStreamConv2d))]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: record.append((m, i[0].detach(), o.detach())))
+        for m in net.modules()
+        if isinstance(m, (DualStreamLinear, DualStreamConv2d))
+    ]
     with torch.no_grad():
         net(x)
     for h in hooks:
@@ -391,14 +395,10 @@ def test_np_noise_leaves_the_clean_output_and_the_weight_update_unchanged():
 
 
 def test_np_bad_options_and_a_diverging_feedback_are_one_clear_error():
-    for option, value, expected in [
-        ("sigma", 0.0, "sigma must be finite and > 0"),
-        ("beta", -1.0, "beta must be finite and >= 0"),
-        ("decay", 1.5, "decay must be in"),
-        ("warmup", -2, "warmup must be an integer >= 0"),
-        ("update", "newton", "update must be one of ridge, sgd"),
-        ("normalize", "no", "normalize must be True or False"),
-    ]:
+    for option, value, expected in [("sigma", 0.0, "sigma must be finite and > 0"), ("beta", -1.0, "beta must be finite and >= 0"),
+                                    ("decay", 1.5, "decay must be in"), ("warmup", -2, "warmup must be an integer >= 0"),
+                                    ("update", "newton", "update must be one of ridge, sgd"),
+                                    ("normalize", "no", "normalize must be True or False")]:
         with pytest.raises(ValueError, match=f"np: {expected}"):
             np_net(**{option: value})
     with pytest.raises(ValueError, match="np learns the feedback to hidden layers: the network has none"):

@@ -129,7 +129,7 @@ class NodePerturbation(DFA):
         error = super().hidden_error(e, shape, index)
         if not self.normalize:
             return error
-        B = getattr(self, f"B_{index}")
+        B = self.feedback_matrix(index, math.prod(shape[1:]), e)
         # e (c B)^T = c (e B^T); a B of all zeros (nothing fitted yet) delivers zeros
         return error * (math.sqrt(B.shape[0]) / B.norm().clamp_min(torch.finfo(B.dtype).tiny))
 
@@ -173,7 +173,10 @@ class NodePerturbation(DFA):
             else:
                 value = (B - self.beta * (e @ B.T - target).T @ e / e.shape[0], None)
             if not (torch.isfinite(target).all() and torch.isfinite(value[0]).all()):
-                raise FloatingPointError(f"np: the feedback estimate for hidden layer {index} is not finite (sigma={self.sigma}, update={self.update!r}); no update made")
+                raise FloatingPointError(
+                    f"np: the feedback estimate for hidden layer {index} is not finite (sigma={self.sigma}, "
+                    f"update={self.update!r}); no update made"
+                )
             new[index] = value
         for index, (B, S) in new.items():
             getattr(self, f"B_{index}").copy_(B)
