@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except data.DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:  # a run that diverged (the rules refuse non-finite errors)
+        print(f"error: training diverged: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

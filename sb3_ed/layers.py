@@ -23,6 +23,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from .checks import check_flag, check_number, positive_finite
+
 DEFAULT_FLOOR = 1e-6
 INITS = ("uniform", "abs_normal")
 BIAS_INITS = ("zeros", "uniform")
@@ -37,13 +39,6 @@ __all__ = [
     "clamp_dale_weights",
     "split_streams",
 ]
-
-
-def check_flag(name: str, value) -> None:
-    """Refuses anything but True or False for an on/off option (a string such as ``"no"`` would
-    count as on)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 def split_streams(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,11 +97,10 @@ class _DualStream(nn.Module):
             raise ValueError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
         if bias_init not in BIAS_INITS:
             raise ValueError(f"unknown bias_init {bias_init!r}; choose from {', '.join(BIAS_INITS)}")
-        if dale and not 0 <= floor < math.inf:
-            raise ValueError(f"floor must be >= 0 and finite, got {floor}")
+        if dale:
+            check_number("floor", floor, ">= 0 and finite", lambda v: 0 <= v < math.inf)
         for name, scale in (("exc_scale", exc_scale), ("inh_scale", inh_scale)):
-            if not 0 < scale < math.inf:
-                raise ValueError(f"{name} must be > 0 and finite (a scale of the non-negative init), got {scale}")
+            check_number(name, scale, "> 0 and finite (a scale of the non-negative init)", positive_finite)
         if min(weight_shape[:2]) < 2:
             raise ValueError(f"{type(self).__name__} needs >= 1 unit per stream in and out, got {weight_shape[1] // 2} in and {weight_shape[0] // 2} out")
         out2, in2 = weight_shape[:2]
@@ -259,8 +253,9 @@ _OPTIONS_DOC = """
         the gradient factors ("Centering neural network gradient factors", 1998). The output is
         unchanged. Applies when autograd records and the batch holds more than one sample (a
         single sample would have no deviation to learn from). Default False.
-    :raises ValueError: an unknown ``init`` or ``bias_init``, or ``floor < 0`` with ``dale=True``; in ``forward``, an
-        input whose channel count does not fit ``shared_input``.
+    :raises ValueError: an unknown ``init`` or ``bias_init``; ``floor`` (with ``dale=True``),
+        ``exc_scale`` or ``inh_scale`` not a finite number in its range (a string or a bool
+        included); in ``forward``, an input whose channel count does not fit ``shared_input``.
     :raises TypeError: the weight was parametrized (``torch.nn.utils.parametrize``): the floor cannot
         be kept on it.
 """
@@ -367,12 +362,15 @@ DualStreamConv2d.__doc__ += _OPTIONS_DOC
 
 
 class Sigmoid(nn.Module):
-    """``sigmoid(a / width)``: a wider sigmoid saturates later."""
+    """``sigmoid(a / width)``: a wider sigmoid saturates later.
+
+    :param width: ``w`` in ``sigmoid(a / w)``, finite and > 0 (default 1.0)
+    :raises ValueError: ``width`` not a finite number > 0
+    """
 
     def __init__(self, width: float = 1.0):
         super().__init__()
-        if width <= 0:
-            raise ValueError(f"sigmoid width must be > 0, got {width}")
+        check_number("sigmoid width", width, "> 0 and finite", positive_finite)
         self.width = width
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:

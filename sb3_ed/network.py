@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import DEFAULT_FLOOR, DualStreamLinear, Sigmoid, StreamDifference, StreamRMSNorm, check_flag
+from .checks import check_flag
+from .layers import DEFAULT_FLOOR, DualStreamLinear, Sigmoid, StreamDifference, StreamRMSNorm
 from .rules import LearningRule, deliver_error, make_rule
 
 ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
@@ -73,11 +74,12 @@ class FeedbackNetwork(nn.Module):
 
 
 def _per_layer(value: float | Sequence[float], layers: int, what: str) -> list[float]:
-    if isinstance(value, (int, float)):
-        return [float(value)] * layers
+    # the values go to the layers as given, which check them: float() would read "2" or True as a number
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        return [value] * layers
     if len(value) != layers:
         raise ValueError(f"{what}: one value per layer ({layers}, hidden and output), got {len(value)}")
-    return [float(v) for v in value]
+    return list(value)
 
 
 def dale_mlp(

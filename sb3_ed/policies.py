@@ -18,6 +18,7 @@ from stable_baselines3.common.distributions import StateDependentNoiseDistributi
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
+from .checks import check_number, positive_finite
 from .layers import DEFAULT_FLOOR
 from .network import FeedbackNetwork, dale_mlp, mlp
 
@@ -93,8 +94,10 @@ class FeedbackPolicy(ActorCriticPolicy):
     :param feedback_seed: seed of the rule's random feedback (DFA, np); the value network uses
         ``feedback_seed + 1`` (default 0)
     :param rule_kwargs: options of the rule (e.g. ``dict(sigma=1e-3)`` for ``np``; default none)
-    :raises ValueError: an activation the networks do not know, gSDE, or (for direct rules) a
-        features extractor with trainable parameters
+    :raises ValueError: an activation the networks do not know, gSDE, (for direct rules) a
+        features extractor with trainable parameters, or a numeric option (``output_scale``,
+        ``exc_scale``, ``inh_scale``, ``widths``, ``floor``, ``feedback_seed``) that is not a
+        finite number in its range
     """
 
     rule = "ed"
@@ -119,6 +122,10 @@ class FeedbackPolicy(ActorCriticPolicy):
         rule_kwargs: dict[str, Any] | None = None,
         **kwargs,
     ):
+        # checked here: the policy multiplies them before the layers would see them
+        for option, value in (("output_scale", output_scale), ("exc_scale", exc_scale), ("inh_scale", inh_scale), ("widths", widths)):
+            check_number(option, value, "> 0 and finite", positive_finite)
+        check_number("feedback_seed", feedback_seed, "an integer", integer=True)
         name = ACTIVATION_NAMES.get(activation_fn, activation_fn)
         if not isinstance(name, str):
             raise ValueError(f"{type(self).__name__}: activation_fn must be one of {', '.join(ACTIVATION_NAMES.values())} (or its nn class), got {activation_fn!r}")

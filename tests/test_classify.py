@@ -370,6 +370,7 @@ def test_compare_with_a_folder_without_proposed_runs_says_what_it_expected(tmp_p
         ["mnist", "--epochs", "-1"],
         ["mnist", "--lr", "-0.1"],
         ["mnist", "--lr", "nan"],
+        ["mnist", "--lr", "inf"],
         ["mnist", "--batch-size", "0"],
         ["mnist", "--train-subset", "0"],
         ["mnist", "--seeds", "0"],
@@ -380,7 +381,7 @@ def test_counts_sizes_and_rates_must_be_positive(argv, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--data-dir", str(tmp_path)])
     flag, value = argv[-2:]
-    assert exit_info.value.code == 2 and f"argument {flag}: must be > 0, got {value}" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"argument {flag}: must be finite and > 0, got {value}" in capsys.readouterr().err
 
 
 def test_report_only_on_runs_of_other_settings_names_the_setting(tmp_path):

@@ -122,5 +122,5 @@ def test_counts_and_budgets_must_be_positive(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2 and not list(tmp_path.iterdir())  # refused before anything was written
-    expected = "invalid int value: 'x'" if value == "x" else f"must be > 0, got {value}"
+    expected = "invalid int value: 'x'" if value == "x" else f"must be finite and > 0, got {value}"
     assert f"argument {flag}: {expected}" in capsys.readouterr().err

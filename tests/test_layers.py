@@ -1,11 +1,12 @@
 import copy
 import pickle
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from sb3_ed import DualStreamConv2d, DualStreamLinear, StreamRMSNorm, dale_mlp, mlp, split_streams
+from sb3_ed import DualStreamConv2d, DualStreamLinear, Sigmoid, StreamRMSNorm, dale_mlp, mlp, split_streams
 
 
 def four_products(layer, x_p, x_n, op):
@@ -240,6 +241,29 @@ def test_bad_construction_arguments():
         mlp(3, [4], 2, centered=True)
     with pytest.raises(ValueError, match="floor"):
         DualStreamLinear(2, 2, floor=-1.0)
+
+
+@pytest.mark.parametrize("value", ["0.5", True, None, float("nan"), float("inf")])
+def test_numeric_options_refuse_what_is_not_a_finite_number(value):
+    # "0.5" would fail deep inside with an error naming no option, True would pass as 1
+    for build, name in [
+        (lambda: DualStreamLinear(2, 2, floor=value), "floor"),
+        (lambda: DualStreamLinear(2, 2, exc_scale=value), "exc_scale"),
+        (lambda: DualStreamConv2d(2, 2, 3, inh_scale=value), "inh_scale"),
+        (lambda: Sigmoid(value), "sigmoid width"),
+        (lambda: dale_mlp(3, [4], 2, widths=value), "sigmoid width"),
+        (lambda: dale_mlp(3, [4], 2, exc_scale=[1.0, value]), "exc_scale"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{name} must be .* got {re.escape(repr(value))}$"):
+            build()
+
+
+def test_a_string_is_not_one_value_per_layer():
+    # "22" has two characters, as many as the layers: read as a sequence it would give widths 2, 2
+    with pytest.raises(ValueError, match="sigmoid width must be > 0 and finite, got '22'"):
+        dale_mlp(3, [4], 2, widths="22")
+    net = dale_mlp(3, [4], 2, widths=(2, 0.5), activation_fn="sigmoid", output_activation="sigmoid")
+    assert [m.width for m in net.modules() if isinstance(m, Sigmoid)] == [2, 0.5]
 
 
 def test_uniform_bias_init_is_torch_linears():

@@ -154,6 +154,13 @@ def test_what_the_rule_cannot_use_fails_at_construction():
     for kwargs in ({"dale": False}, {"rms_norm": True}, {"centered": False, "output_scale": 1.0}):
         with pytest.raises(ValueError, match=f"DFAPolicy: {', '.join(kwargs)}: options of dual-stream networks only"):
             PPO(DFAPolicy, "Pendulum-v1", policy_kwargs=kwargs)
+    # what rl_zoo3's --hyperparams hands over when the YAML quotes a number
+    for kwargs, message in [({"output_scale": "0.01"}, "output_scale must be > 0 and finite, got '0.01'"),
+                            ({"feedback_seed": 1.5}, "feedback_seed must be an integer, got 1.5"),
+                            ({"exc_scale": "1"}, "exc_scale must be > 0 and finite, got '1'"),
+                            ({"widths": True}, "widths must be > 0 and finite, got True")]:
+        with pytest.raises(ValueError, match=message):
+            PPO(EDPolicy, "Pendulum-v1", policy_kwargs=kwargs)
 
 
 def test_nan_observations_raise():

@@ -10,6 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from sb3_ed import DualStreamConv2d, DualStreamLinear, FeedbackNetwork, Sigmoid, StreamDifference, dale_mlp, mlp
 from sb3_ed.diagnostics import hidden_error_alignment
+from sb3_ed.rules import make_rule
 
 
 def sigmoid_derivative(a, width):
@@ -401,6 +402,16 @@ def test_np_bad_options_and_a_diverging_feedback_are_one_clear_error():
                                     ("normalize", "no", "normalize must be True or False")]:
         with pytest.raises(ValueError, match=f"np: {expected}"):
             np_net(**{option: value})
+    # what the CLI reads from --rule-option beta=abc, and values Python would take as numbers
+    for option, value, expected in [("beta", "abc", "beta must be finite and >= 0, got 'abc'"), ("sigma", True, "sigma must be finite and > 0, got True"),
+                                    ("warmup", 2.5, "warmup must be an integer >= 0, got 2.5"), ("ridge", float("nan"), "ridge must be finite and > 0, got nan")]:
+        with pytest.raises(ValueError, match=f"^np: {expected}$"):
+            np_net(**{option: value})
+    for rule in ("ed", "dfa", "np", "bp"):
+        with pytest.raises(ValueError, match=f"^{rule}: seed must be an integer, got '1'$"):
+            make_rule(rule, out_features=2, seed="1")
+        with pytest.raises(ValueError, match=f"^{rule}: out_features must be an integer >= 1"):
+            make_rule(rule, out_features=0)
     with pytest.raises(ValueError, match="np learns the feedback to hidden layers: the network has none"):
         FeedbackNetwork([], nn.Sequential(DualStreamLinear(3, 2, shared_input=True), StreamDifference()), "np", out_features=2)
     net = np_net(update="sgd", beta=1e38)

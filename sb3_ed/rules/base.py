@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checks import check_number
+
 
 class LearningRule(nn.Module):
     """How the hidden layers of a :class:`~sb3_ed.network.FeedbackNetwork` learn.
@@ -25,6 +27,9 @@ class LearningRule(nn.Module):
 
     def __init__(self, out_features: int | None = None, seed: int = 0):
         super().__init__()
+        if out_features is not None:
+            check_number(f"{self.name}: out_features", out_features, "an integer >= 1 (the network's output dimension)", lambda v: v >= 1, integer=True)
+        check_number(f"{self.name}: seed", seed, "an integer", integer=True)
         self.out_features, self.seed = out_features, seed
         # Set track_errors to keep, after each backward, the mean |error| handed to each point.
         self.track_errors = False

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ..checks import check_number, positive_finite
 from .dfa import DFA
 
 UPDATES = ("ridge", "sgd")
@@ -62,7 +63,7 @@ class NodePerturbation(DFA):
     :param estimator: ``"first_order"`` or ``"exact"`` (default ``"first_order"``)
     :param normalize: deliver the errors through ``B_l`` rescaled to Frobenius norm
         ``sqrt(features)`` (default False: the fitted ``B_l`` itself)
-    :raises ValueError: an option out of its range (naming it); ``estimator="exact"`` without
+    :raises ValueError: an option out of its range or of the wrong type (naming it); ``estimator="exact"`` without
         ``per_example_loss``
     :raises FloatingPointError: a non-finite estimate or ``B_l`` (naming the layer); no update made
     """
@@ -85,17 +86,13 @@ class NodePerturbation(DFA):
         estimator: str = "first_order",
         normalize: bool = False,
     ):
-        checks = {
-            "sigma": (sigma, math.isfinite(sigma) and sigma > 0, "finite and > 0"),
-            "beta": (beta, math.isfinite(beta) and beta >= 0, "finite and >= 0"),
-            "decay": (decay, 0 < decay <= 1, "in (0, 1]"),
-            "ridge": (ridge, math.isfinite(ridge) and ridge > 0, "finite and > 0"),
-            "warmup": (warmup, isinstance(warmup, int) and warmup >= 0, "an integer >= 0"),
-            "normalize": (normalize, isinstance(normalize, bool), "True or False"),
-        }
-        for option, (value, ok, expected) in checks.items():
-            if not ok:
-                raise ValueError(f"np: {option} must be {expected}, got {value!r}")
+        check_number("np: sigma", sigma, "finite and > 0", positive_finite)
+        check_number("np: beta", beta, "finite and >= 0", lambda v: 0 <= v < math.inf)
+        check_number("np: decay", decay, "in (0, 1]", lambda v: 0 < v <= 1)
+        check_number("np: ridge", ridge, "finite and > 0", positive_finite)
+        check_number("np: warmup", warmup, "an integer >= 0", lambda v: v >= 0, integer=True)
+        if not isinstance(normalize, bool):
+            raise ValueError(f"np: normalize must be True or False, got {normalize!r}")
         if update not in UPDATES:
             raise ValueError(f"np: update must be one of {', '.join(UPDATES)}, got {update!r}")
         if estimator not in ESTIMATORS:
