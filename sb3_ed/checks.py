@@ -36,3 +36,7 @@ def check_number(name: str, value, expected: str, ok: Callable[[float], bool] = 
 
 def positive_finite(value: float) -> bool:
     return 0 < value < math.inf
+
+
+def non_negative_finite(value: float) -> bool:
+    return 0 <= value < math.inf

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from .checks import check_flag, check_number, positive_finite
+from .checks import check_flag, check_number, non_negative_finite, positive_finite
 
 DEFAULT_FLOOR = 1e-6
 INITS = ("uniform", "abs_normal")
@@ -98,7 +98,7 @@ class _DualStream(nn.Module):
         if bias_init not in BIAS_INITS:
             raise ValueError(f"unknown bias_init {bias_init!r}; choose from {', '.join(BIAS_INITS)}")
         if dale:
-            check_number("floor", floor, ">= 0 and finite", lambda v: 0 <= v < math.inf)
+            check_number("floor", floor, ">= 0 and finite", non_negative_finite)
         for name, scale in (("exc_scale", exc_scale), ("inh_scale", inh_scale)):
             check_number(name, scale, "> 0 and finite (a scale of the non-negative init)", positive_finite)
         if min(weight_shape[:2]) < 2:

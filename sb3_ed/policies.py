@@ -122,7 +122,8 @@ class FeedbackPolicy(ActorCriticPolicy):
         rule_kwargs: dict[str, Any] | None = None,
         **kwargs,
     ):
-        # checked here: the policy multiplies them before the layers would see them
+        # checked here: the policy multiplies the scales before the layers see them, and a ReLU network
+        # builds no sigmoid that would check widths
         for option, value in (("output_scale", output_scale), ("exc_scale", exc_scale), ("inh_scale", inh_scale), ("widths", widths)):
             check_number(option, value, "> 0 and finite", positive_finite)
         check_number("feedback_seed", feedback_seed, "an integer", integer=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..checks import check_number, positive_finite
+from ..checks import check_number, non_negative_finite, positive_finite
 from .dfa import DFA
 
 UPDATES = ("ridge", "sgd")
@@ -87,7 +87,7 @@ class NodePerturbation(DFA):
         normalize: bool = False,
     ):
         check_number("np: sigma", sigma, "finite and > 0", positive_finite)
-        check_number("np: beta", beta, "finite and >= 0", lambda v: 0 <= v < math.inf)
+        check_number("np: beta", beta, "finite and >= 0", non_negative_finite)
         check_number("np: decay", decay, "in (0, 1]", lambda v: 0 < v <= 1)
         check_number("np: ridge", ridge, "finite and > 0", positive_finite)
         check_number("np: warmup", warmup, "an integer >= 0", lambda v: v >= 0, integer=True)
