@@ -15,12 +15,18 @@ ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
 
 
 def activation(name: str, width: float = 1.0) -> nn.Module:
-    """An activation by name; ``width`` is the sigmoid's (``sigmoid(a / width)``)."""
+    """An activation by name; ``width`` is the sigmoid's (``sigmoid(a / width)``).
+
+    :raises ValueError: ``name`` is unknown, or ``width`` is not 1.0 for an activation other than
+        the sigmoid (which has no width: the value would be ignored)
+    """
     if name == "sigmoid":
         return Sigmoid(width)
     modules = {"relu": nn.ReLU, "tanh": nn.Tanh, "identity": nn.Identity}
     if name not in modules:
         raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+    if width != 1.0:
+        raise ValueError(f"widths: {width!r} is a sigmoid width, but this layer's activation is {name}, which has none")
     return modules[name]()
 
 
@@ -104,7 +110,8 @@ def dale_mlp(
     """A dual-stream Dale MLP ``in -> hidden_sizes -> out`` whose output is ``y = h_p - h_n``.
 
     ``widths``, ``exc_scale`` and ``inh_scale`` take one value for all layers or one per layer
-    (hidden layers, then the output layer). ``rms_norm`` normalises each hidden stream after its
+    (hidden layers, then the output layer); one width applies to the sigmoid layers, and a width
+    other than 1.0 for a layer without a sigmoid is refused (ValueError). ``rms_norm`` normalises each hidden stream after its
     activation. ``dale=False`` gives the non-Dalean variant of the same network. ``bias_init``
     initialises the hidden layers' biases (the output layer's start at zero) and ``centered``
     centres every layer's gradient factors: see :class:`~sb3_ed.layers.DualStreamLinear`.
@@ -112,7 +119,12 @@ def dale_mlp(
     check_flag("rms_norm", rms_norm)
     sizes = [in_features, *hidden_sizes, out_features]
     n = len(sizes) - 1
+    kinds = [activation_fn] * (n - 1) + [output_activation]
+    one_width = not isinstance(widths, Sequence) or isinstance(widths, str)
     widths = _per_layer(widths, n, "widths")
+    if one_width and "sigmoid" in kinds:
+        # one value is the width of every sigmoid layer; the others have none, and refuse one
+        widths = [w if kind == "sigmoid" else 1.0 for w, kind in zip(widths, kinds)]
     exc, inh = _per_layer(exc_scale, n, "exc_scale"), _per_layer(inh_scale, n, "inh_scale")
     layers = [
         DualStreamLinear(

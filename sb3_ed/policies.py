@@ -73,7 +73,8 @@ class FeedbackPolicy(ActorCriticPolicy):
     :param ortho_init: SB3's orthogonal init; off (default False): Dale weights are non-negative
     :param rms_norm: divide each hidden stream by its root-mean-square activity (default: True for
         dual-stream networks)
-    :param widths: sigmoid width ``w`` of ``sigmoid(a / w)`` (default 1.0)
+    :param widths: sigmoid width ``w`` of ``sigmoid(a / w)`` (default 1.0); with any other
+        activation a width other than 1.0 is refused (ValueError), not ignored
     :param exc_scale: init scale of ``W_pp``, ``W_nn`` (default 1.0)
     :param inh_scale: init scale of ``W_pn``, ``W_np`` (default 1.0)
     :param init: ``"abs_normal"`` (default) or ``"uniform"``: the non-negative init, scaled by
@@ -123,7 +124,7 @@ class FeedbackPolicy(ActorCriticPolicy):
         **kwargs,
     ):
         # checked here: the policy multiplies the scales before the layers see them, and a ReLU network
-        # builds no sigmoid that would check widths
+        # builds no sigmoid that would name widths' range
         for option, value in (("output_scale", output_scale), ("exc_scale", exc_scale), ("inh_scale", inh_scale), ("widths", widths)):
             check_number(option, value, "> 0 and finite", positive_finite)
         check_number("feedback_seed", feedback_seed, "an integer", integer=True)

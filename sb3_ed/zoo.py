@@ -67,11 +67,13 @@ def zoo_ppo_settings(algo: str, env_id: str) -> tuple[int, dict[str, Any]]:
 
 def sample_feedback_ppo_params(trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """rl_zoo3's PPO search space (learning rate included) plus the Dale networks' own: activation
-    (relu or sigmoid) and sigmoid width, E/I init scales, output-layer init scale, floor."""
+    (relu or sigmoid), the sigmoid's width (sampled for sigmoid trials only: a ReLU has none), E/I
+    init scales, output-layer init scale, floor."""
     hyperparams = hyperparams_opt.sample_ppo_params(trial, n_actions, n_envs, additional_args)
+    activation = trial.suggest_categorical("dale_activation", ["relu", "sigmoid"])
     sampled = {
-        "dale_activation": trial.suggest_categorical("dale_activation", ["relu", "sigmoid"]),
-        "width": trial.suggest_float("width", 0.25, 4.0, log=True),
+        "dale_activation": activation,
+        **({"width": trial.suggest_float("width", 0.25, 4.0, log=True)} if activation == "sigmoid" else {}),
         "exc_scale": trial.suggest_float("exc_scale", 0.1, 3.0, log=True),
         "inh_scale": trial.suggest_float("inh_scale", 0.1, 3.0, log=True),
         "output_scale": trial.suggest_float("output_scale", 1e-3, 1.0, log=True),

@@ -266,6 +266,17 @@ def test_a_string_is_not_one_value_per_layer():
     assert [m.width for m in net.modules() if isinstance(m, Sigmoid)] == [2, 0.5]
 
 
+def test_a_width_for_a_layer_without_a_sigmoid_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="^widths: 2.0 is a sigmoid width, but this layer's activation is relu, which has none$"):
+        dale_mlp(3, [4], 2, activation_fn="relu", widths=2.0)
+    with pytest.raises(ValueError, match="^widths: 0.5 is a sigmoid width, but this layer's activation is identity, which has none$"):
+        dale_mlp(3, [4], 2, widths=[2.0, 0.5])
+    # one width is that of the sigmoid layers: the identity output keeps none
+    net = dale_mlp(3, [4, 4], 2, widths=3.0)
+    assert [m.width for m in net.modules() if isinstance(m, Sigmoid)] == [3.0, 3.0]
+    assert isinstance(net.output[1], torch.nn.Identity)
+
+
 def test_uniform_bias_init_is_torch_linears():
     layer = DualStreamLinear(16, 500, bias_init="uniform")
     bound = 1 / 4  # 1/sqrt(fan_in), fan_in = 16 units per stream

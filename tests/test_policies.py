@@ -7,7 +7,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from sb3_ed import DaleBPPolicy, DFAPolicy, DualStreamLinear, EDPolicy, NPPolicy
+from sb3_ed import DaleBPPolicy, DFAPolicy, DualStreamLinear, EDPolicy, NPPolicy, Sigmoid
 from sb3_ed.rules import ED
 
 
@@ -158,9 +158,13 @@ def test_what_the_rule_cannot_use_fails_at_construction():
     for kwargs, message in [({"output_scale": "0.01"}, "output_scale must be > 0 and finite, got '0.01'"),
                             ({"feedback_seed": 1.5}, "feedback_seed must be an integer, got 1.5"),
                             ({"exc_scale": "1"}, "exc_scale must be > 0 and finite, got '1'"),
-                            ({"widths": True}, "widths must be > 0 and finite, got True")]:
+                            ({"widths": True}, "widths must be > 0 and finite, got True"),
+                            # the default ReLU network has no sigmoid: a width would be ignored
+                            ({"widths": 2.0}, "widths: 2.0 is a sigmoid width, but this layer's activation is relu, which has none")]:
         with pytest.raises(ValueError, match=message):
             PPO(EDPolicy, "Pendulum-v1", policy_kwargs=kwargs)
+    sigmoid = PPO(EDPolicy, "Pendulum-v1", policy_kwargs={"widths": 2.0, "activation_fn": "sigmoid"}).policy
+    assert [m.width for m in sigmoid.modules() if isinstance(m, Sigmoid)] == [2.0] * 4  # two hidden layers, actor and critic
 
 
 def test_nan_observations_raise():

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..checks import check_number, non_negative_finite, positive_finite
+from ..checks import check_flag, check_number, non_negative_finite, positive_finite
 from .dfa import DFA
 
 UPDATES = ("ridge", "sgd")
@@ -65,6 +65,7 @@ class NodePerturbation(DFA):
         ``sqrt(features)`` (default False: the fitted ``B_l`` itself)
     :raises ValueError: an option out of its range or of the wrong type (naming it); ``estimator="exact"`` without
         ``per_example_loss``
+    :raises TypeError: ``normalize`` is not a bool
     :raises FloatingPointError: a non-finite estimate or ``B_l`` (naming the layer); no update made
     """
 
@@ -91,8 +92,7 @@ class NodePerturbation(DFA):
         check_number("np: decay", decay, "in (0, 1]", lambda v: 0 < v <= 1)
         check_number("np: ridge", ridge, "finite and > 0", positive_finite)
         check_number("np: warmup", warmup, "an integer >= 0", lambda v: v >= 0, integer=True)
-        if not isinstance(normalize, bool):
-            raise ValueError(f"np: normalize must be True or False, got {normalize!r}")
+        check_flag("np: normalize", normalize)
         if update not in UPDATES:
             raise ValueError(f"np: update must be one of {', '.join(UPDATES)}, got {update!r}")
         if estimator not in ESTIMATORS:
