@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -247,6 +248,10 @@ def describe(finding: tuple) -> str:
     return {"weakest": f"{a} is the weakest method", "on par": f"{a} is on par with {b}"}.get(relation, f"{a} {relation} {b}")
 
 
+# where Welch's test has no p-value, "no significant difference" would read as "on par"
+TOO_FEW = "not testable (Welch's test needs two or more seeds per algo, not all equal)"
+
+
 def check_finding(finding: tuple, table: dict[str, list[dict]]) -> str | None:
     """One line judging a finding against one env's results (None where its algos did not run)."""
     task, relation, a, b = finding
@@ -261,13 +266,15 @@ def check_finding(finding: tuple, table: dict[str, list[dict]]) -> str | None:
         runner_up = others[0][1]
         p = welch_p(finals[a], finals[runner_up])
         lowest = means[a] < others[0][0]
-        verdict = "reproduced" if lowest and p < SIGNIFICANCE else "not significant" if lowest else "not reproduced"
+        verdict = TOO_FEW if math.isnan(p) else "reproduced" if lowest and p < SIGNIFICANCE else "not significant" if lowest else "not reproduced"
         return (f"{task}: {describe(finding)} — **{verdict}**: {a} {np.mean(finals[a]):.0f}, "
                 f"next lowest {runner_up} {means[runner_up]:.0f} (Welch p {format_p(p)})")
     p = welch_p(finals[a], finals[b])
     diff = np.mean(finals[a]) - np.mean(finals[b])
     significant = p < SIGNIFICANCE
-    if relation == "on par":
+    if math.isnan(p):
+        verdict = TOO_FEW
+    elif relation == "on par":
         verdict = "reproduced (no significant difference)" if not significant else "not reproduced"
     else:
         wanted = diff > 0 if relation == "beats" else diff < 0

@@ -114,6 +114,12 @@ def test_findings_are_judged_by_welch_test():
     assert "**reproduced**" in check_finding(weakest, table)
     assert "**not reproduced**" in check_finding(weakest, {**table, "dfa_ppo": seeds(30, 31, 30)})
     assert check_finding(beats, {"ed_ppo": seeds(1, 2)}) is None  # dale_bp_ppo did not run
+    # one seed has no Welch p: "on par" must not be read off a missing test
+    on_par = ("Ant", "on par", "ed_ppo", "dale_bp_ppo")
+    one_seed = {"ed_ppo": seeds(5000), "dale_bp_ppo": seeds(3000, 3100)}
+    for finding, results in [(on_par, one_seed), (beats, one_seed), (weakest, {**table, "dfa_ppo": seeds(3)})]:
+        line = check_finding(finding, results)
+        assert "**not testable (Welch's test needs two or more seeds per algo, not all equal)**" in line and "Welch p n/a" in line
 
 
 @pytest.mark.parametrize("flag, value", [("--steps", "-5"), ("--steps", "0"), ("--seeds", "0"), ("--eval-episodes", "0"), ("--jobs", "-1"), ("--threads", "x")])
