@@ -95,8 +95,15 @@ def convert_feedback_ppo_params(params: dict[str, Any]) -> dict[str, Any]:
 
 class ZooExperimentManager(ExperimentManager):
     """rl_zoo3's ExperimentManager. For the ids of JAX simulators it builds their VecEnv (all envs in
-    one jitted step) instead of ``n_envs`` gymnasium envs, then wraps it as rl_zoo3 would; and it
-    applies ``--trial-id 0`` (rl_zoo3 skips a trial id of 0, silently training on the defaults)."""
+    one jitted step) instead of ``n_envs`` gymnasium envs, then wraps it as rl_zoo3 would; it
+    applies ``--trial-id 0`` (rl_zoo3 skips a trial id of 0, silently training on the defaults); and
+    an option the model or env refuses stops the run with one line instead of a traceback."""
+
+    def setup_experiment(self):
+        try:
+            return super().setup_experiment()
+        except (ValueError, TypeError) as err:  # what the policies, rules and envs raise for a bad option
+            sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: {err}")
 
     def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
         if self.env_name.gym_id not in JAX_ENV_IDS:

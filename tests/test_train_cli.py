@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import yaml
 from rl_zoo3 import hyperparams_opt
@@ -86,6 +88,15 @@ def test_cli_optimizes_ed_hyperparameters_with_optuna_and_trains_a_stored_trial(
         params = trials[trial_id].params
         assert kwargs["exc_scale"] == params["exc_scale"] and kwargs.get("widths") == params.get("width")
         assert kwargs["activation_fn"] == params["dale_activation"]
+
+
+def test_an_option_the_policy_refuses_is_one_line(tmp_path):
+    argv = ["--algo", "ed_ppo", "--env", "CartPole-v1", "-n", "64", "-f", str(tmp_path)]
+    for kwargs, message in [("dict(widths=2.0)", "widths: 2.0 is a sigmoid width, but this layer's activation is relu, which has none"),
+                            ("dict(output_scale='0.01')", "output_scale must be > 0 and finite, got '0.01'"),
+                            ("dict(fan_out=3)", "unexpected keyword argument 'fan_out'")]:
+        with pytest.raises(SystemExit, match=f"^error: ed_ppo on CartPole-v1: .*{re.escape(message)}"):
+            main([*argv, "-params", f"policy_kwargs:{kwargs}"])
 
 
 def test_a_trial_id_without_its_study_or_out_of_range_is_one_line(tmp_path):
