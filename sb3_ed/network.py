@@ -111,8 +111,8 @@ def dale_mlp(
 
     ``widths``, ``exc_scale`` and ``inh_scale`` take one value for all layers or one per layer
     (hidden layers, then the output layer); one width applies to the sigmoid layers, and a width
-    other than 1.0 for a layer without a sigmoid is refused (ValueError). ``rms_norm`` normalises each hidden stream after its
-    activation. ``dale=False`` gives the non-Dalean variant of the same network. ``bias_init``
+    other than 1.0 for a layer without a sigmoid is refused (ValueError). ``rms_norm`` normalises
+    each hidden stream after its activation. ``dale=False`` gives the non-Dalean variant of the same network. ``bias_init``
     initialises the hidden layers' biases (the output layer's start at zero) and ``centered``
     centres every layer's gradient factors: see :class:`~sb3_ed.layers.DualStreamLinear`.
     """
