@@ -79,9 +79,14 @@ class FeedbackNetwork(nn.Module):
         return self.output(x)
 
 
+def _one_value(value: float | Sequence[float]) -> bool:
+    # a string is one (bad) value, not one value per character
+    return not isinstance(value, Sequence) or isinstance(value, str)
+
+
 def _per_layer(value: float | Sequence[float], layers: int, what: str) -> list[float]:
     # the values go to the layers as given, which check them: float() would read "2" or True as a number
-    if not isinstance(value, Sequence) or isinstance(value, str):
+    if _one_value(value):
         return [value] * layers
     if len(value) != layers:
         raise ValueError(f"{what}: one value per layer ({layers}, hidden and output), got {len(value)}")
@@ -112,15 +117,16 @@ def dale_mlp(
     ``widths``, ``exc_scale`` and ``inh_scale`` take one value for all layers or one per layer
     (hidden layers, then the output layer); one width applies to the sigmoid layers, and a width
     other than 1.0 for a layer without a sigmoid is refused (ValueError). ``rms_norm`` normalises
-    each hidden stream after its activation. ``dale=False`` gives the non-Dalean variant of the same network. ``bias_init``
-    initialises the hidden layers' biases (the output layer's start at zero) and ``centered``
-    centres every layer's gradient factors: see :class:`~sb3_ed.layers.DualStreamLinear`.
+    each hidden stream after its activation. ``dale=False`` gives the non-Dalean variant of the
+    same network. ``bias_init`` initialises the hidden layers' biases (the output layer's start at
+    zero) and ``centered`` centres every layer's gradient factors: see
+    :class:`~sb3_ed.layers.DualStreamLinear`.
     """
     check_flag("rms_norm", rms_norm)
     sizes = [in_features, *hidden_sizes, out_features]
     n = len(sizes) - 1
     kinds = [activation_fn] * (n - 1) + [output_activation]
-    one_width = not isinstance(widths, Sequence) or isinstance(widths, str)
+    one_width = _one_value(widths)
     widths = _per_layer(widths, n, "widths")
     if one_width and "sigmoid" in kinds:
         # one value is the width of every sigmoid layer; the others have none, and refuse one
