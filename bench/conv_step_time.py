@@ -37,7 +37,7 @@ for rule in RULES:
     net = models.build("conv", (3, 32, 32), 10, rule, "proposed")
     models.data_init(net, x)
     lr = Config().lr  # classify's default
-    groups = [{"params": p, "lr": lr * m} for p, m in zip(models.layer_groups(net), arch.lr_mult)]
+    groups = [{"params": p, "lr": lr * m} for p, m in zip(models.layer_groups(net), arch.lr_multipliers(rule))]
     models_[rule] = (net, torch.optim.SGD(groups, lr=lr))
 
 

@@ -164,9 +164,9 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         raise data.DataError(f"--rule-option for rule {config.rule}: {err}") from err
     probe = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))[:256].to(device)
     models.data_init(net, x[probe])
-    arch = models.ARCHITECTURES[arch_name]
+    lr_mult = models.ARCHITECTURES[arch_name].lr_multipliers(config.rule)
     optimizer = torch.optim.SGD(
-        [{"params": p, "lr": config.lr * m} for p, m in zip(models.layer_groups(net), arch.lr_mult)],
+        [{"params": p, "lr": config.lr * m} for p, m in zip(models.layer_groups(net), lr_mult)],
         lr=config.lr,
     )
     center = models.VARIANTS[config.variant]["center"]
@@ -197,7 +197,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         writer = SummaryWriter(str(tensorboard))
 
     for epoch in range(start_epoch, config.epochs):
-        for group, mult in zip(optimizer.param_groups, arch.lr_mult):
+        for group, mult in zip(optimizer.param_groups, lr_mult):
             group["lr"] = learning_rate(config, epoch) * mult
         started = time.perf_counter()
         order = torch.randperm(len(x)).to(device)
@@ -244,6 +244,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             log_scalars(writer, record)
         results = {
             "config": asdict(config),
+            # what "auto" resolved to and the rates each layer trained at, for readers of the file
+            "architecture": {"name": arch_name, **asdict(models.ARCHITECTURES[arch_name]), "lr_multipliers": lr_mult},
             "history": history,
             "final_test_accuracy": record["test_accuracy"],
             "wall_time": wall,

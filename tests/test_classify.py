@@ -84,6 +84,18 @@ def test_cifar10_cli_runs_an_epoch_on_the_written_files(cifar10_root, tmp_path, 
     assert main(["cifar10", "--data-dir", str(root), "--epochs", "1", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     result = json.loads((tmp_path / "out" / "seed0" / "results.json").read_text())
     assert len(result["history"]) == 1 and 0.0 <= result["final_test_accuracy"] <= 1.0
+    assert result["architecture"]["name"] == "conv" and result["architecture"]["lr_multipliers"] == [0.025, 0.025, 0.1, 1.0]
+
+
+def test_backprop_trains_the_hidden_layers_at_its_own_rates_and_the_optimizer_uses_them(tmp_path):
+    # conv: 0.025, 0.025, 0.1 times 3000; mlp: 0.1 times 100; the output layer's rate is every rule's
+    assert models.ARCHITECTURES["conv"].lr_multipliers("bp") == (75.0, 75.0, 300.0, 1.0)
+    assert models.ARCHITECTURES["mlp"].lr_multipliers("bp") == (10.0, 1.0)
+    for rule in ("ed", "dfa", "np"):
+        assert models.ARCHITECTURES["mlp"].lr_multipliers(rule) == (0.1, 1.0)
+    root = write_image_folder(tmp_path / "images")
+    result = train(Config(dataset=str(root), arch="mlp", rule="bp", epochs=1), tmp_path / "out", progress=False)
+    assert result["architecture"]["lr_multipliers"] == [10.0, 1.0]
 
 
 @pytest.mark.parametrize("variant", [v for v in models.VARIANTS if v != "proposed"])
