@@ -52,7 +52,9 @@ def common_arguments() -> argparse.ArgumentParser:
     )
     common.add_argument("--epochs", type=positive(int), default=DEFAULTS.epochs, help="epochs (default: %(default)s)")
     common.add_argument("--batch-size", type=positive(int), default=DEFAULTS.batch_size, help="mini-batch size (default: %(default)s)")
-    common.add_argument("--lr", type=positive(float), default=DEFAULTS.lr, help="SGD learning rate, times each layer's multiplier (under bp the hidden layers' are larger: docs/classify.md) (default: %(default)s)")
+    common.add_argument(
+        "--lr", type=positive(float), default=DEFAULTS.lr, help="SGD learning rate, times each layer's multiplier (bp's hidden layers have larger ones: docs/classify.md) (default: %(default)s)"
+    )
     common.add_argument("--data-dir", default=DEFAULTS.data_dir, help="torchvision data root: downloads go here; offline, files already here are used (default: %(default)s)")
     common.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULTS.device, help="auto: cuda when available (default: %(default)s)")
     common.add_argument("--train-subset", type=positive(int), default=0, metavar="N", help="train on N training images only, the same random N in every run (default: all)")

@@ -35,7 +35,8 @@ LAYOUT = "ROOT/train/<class>/<image> and ROOT/test/<class>/<image> (torchvision'
 
 
 class DataError(RuntimeError):
-    """Data missing or corrupt: the message says which files, where, and what was expected."""
+    """Data missing or corrupt, or a setting the run cannot use: the message says which files or
+    option, where, and what was expected."""
 
 
 class _UnverifiedCIFAR10(datasets.CIFAR10):

@@ -165,6 +165,9 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     probe = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))[:256].to(device)
     models.data_init(net, x[probe])
     lr_mult = models.ARCHITECTURES[arch_name].lr_multipliers(config.rule)
+    largest = config.lr * max(lr_mult)
+    if largest > torch.finfo(x.dtype).max:  # SGD could not even take its first step
+        raise data.DataError(f"--lr {config.lr:g}: times the largest layer multiplier ({max(lr_mult):g}) it is {largest:.3g}, beyond the range of {x.dtype}")
     optimizer = torch.optim.SGD(
         [{"params": p, "lr": config.lr * m} for p, m in zip(models.layer_groups(net), lr_mult)],
         lr=config.lr,

@@ -93,17 +93,33 @@ def convert_feedback_ppo_params(params: dict[str, Any]) -> dict[str, Any]:
     return hyperparams
 
 
+# torch's refusal of an optimizer step whose size does not fit the parameters' dtype (Adam's first
+# step is 10x the learning rate): the step, not the input, names the problem
+_STEP_OVERFLOW = "cannot be converted to type float without overflow"
+
+
 class ZooExperimentManager(ExperimentManager):
     """rl_zoo3's ExperimentManager. For the ids of JAX simulators it builds their VecEnv (all envs in
     one jitted step) instead of ``n_envs`` gymnasium envs, then wraps it as rl_zoo3 would; it
     applies ``--trial-id 0`` (rl_zoo3 skips a trial id of 0, silently training on the defaults); and
-    an option the model or env refuses stops the run with one line instead of a traceback."""
+    an option the model or env refuses, or a run that diverges, stops with one line instead of a
+    traceback."""
 
     def setup_experiment(self):
         try:
             return super().setup_experiment()
         except (ValueError, TypeError) as err:  # what the policies, rules and envs raise for a bad option
             sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: {err}")
+
+    def learn(self, model) -> None:
+        try:
+            super().learn(model)
+        except (ValueError, RuntimeError) as err:  # FloatingPointError (the rules' refusal) is a RuntimeError
+            overflow = _STEP_OVERFLOW in str(err)
+            if not (overflow or isinstance(err, FloatingPointError) or not all(p.isfinite().all() for p in model.policy.parameters())):
+                raise
+            why = "a step size beyond float32's range" if overflow else "the policy's parameters or outputs hold NaN or inf"
+            sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: training diverged ({why}); lower learning_rate (now {model.lr_schedule(1.0):g} at the start)")
 
     def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
         if self.env_name.gym_id not in JAX_ENV_IDS:

@@ -87,6 +87,14 @@ def test_cifar10_cli_runs_an_epoch_on_the_written_files(cifar10_root, tmp_path, 
     assert result["architecture"]["name"] == "conv" and result["architecture"]["lr_multipliers"] == [0.025, 0.025, 0.1, 1.0]
 
 
+def test_a_learning_rate_beyond_float32_after_the_multipliers_is_one_line(tmp_path, capsys):
+    root = write_image_folder(tmp_path / "images")  # colour: the conv network, bp's largest multiplier 0.1 x 3000
+    assert main(["folder", str(root), "--rule", "bp", "--lr", "1e37", "--epochs", "1", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --lr 1e+37: times the largest layer multiplier (300) it is 3e+39, beyond the range of torch.float32"
+    assert not (tmp_path / "out" / "seed0" / "results.json").exists()
+
+
 def test_backprop_trains_the_hidden_layers_at_its_own_rates_and_the_optimizer_uses_them(tmp_path):
     # conv: 0.025, 0.025, 0.1 times 3000; mlp: 0.1 times 100; the output layer's rate is every rule's
     assert models.ARCHITECTURES["conv"].lr_multipliers("bp") == (75.0, 75.0, 300.0, 1.0)

@@ -99,6 +99,20 @@ def test_an_option_the_policy_refuses_is_one_line(tmp_path):
             main([*argv, "-params", f"policy_kwargs:{kwargs}"])
 
 
+@pytest.mark.parametrize(
+    "algo, learning_rate, why",
+    [
+        ("ed_ppo", "1e38", "a step size beyond float32's range"),  # Adam's first step is 10x the rate
+        ("ed_ppo", "1e30", "the policy's parameters or outputs hold NaN or inf"),
+        ("ppo", "1e30", "the policy's parameters or outputs hold NaN or inf"),
+    ],
+)
+def test_a_diverging_run_stops_with_one_line_naming_the_learning_rate(algo, learning_rate, why, tmp_path):
+    message = f"^error: {algo} on CartPole-v1: training diverged \\({re.escape(why)}\\); lower learning_rate \\(now {learning_rate[0]}e\\+{learning_rate[2:]} at the start\\)$"
+    with pytest.raises(SystemExit, match=message):
+        main(["--algo", algo, "--env", "CartPole-v1", "-f", str(tmp_path), *TINY, f"learning_rate:{learning_rate}", "-n", "320"])
+
+
 def test_a_trial_id_without_its_study_or_out_of_range_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="--trial-id needs --storage and --study-name"):
         main(["--algo", "ed_ppo", "--env", "CartPole-v1", "--trial-id", "0"])
