@@ -21,8 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     """Trains as ``python -m rl_zoo3.train`` would, on ``argv`` (default: ``sys.argv[1:]``).
 
     :raises SystemExit: an unknown ``--env`` or ``--algo`` (one line naming the valid ones),
-        ``--trial-id`` without the study that holds it, or a hyperparameter or policy option the
-        model or env refuses (one line naming it)
+        ``--trial-id`` without the study that holds it, a hyperparameter or policy option the
+        model or env refuses (one line naming it), or a run that diverges (one line naming the
+        learning rate)
     """
     retain_freed_memory()
     run_tool(rl_zoo3.train.train, argv, "python -m sb3_ed.train")
