@@ -97,10 +97,11 @@ class Architecture:
     lr_mult: tuple[float, ...]
     fc_pool: int = 1  # average pooling (this factor) after the last conv pooling, before the FC layers
     # Under bp the hidden layers' multipliers are scaled by this. The true gradient reaches a hidden
-    # layer through the differences of nearly balanced non-negative matrices (W_pp - W_np, ...), 3 to
-    # 4 orders of magnitude below the output error that ED and DFA hand every unit, so at their rates
-    # backprop leaves the hidden layers where they started (CIFAR-10: chance). Chosen by a sweep over
-    # the factor (docs/classify.md), as each rule's rate is its own in the literature.
+    # layer through the differences of nearly balanced non-negative matrices (W_pp - W_np, ...), far
+    # below the output error that ED and DFA hand every unit (3 to 4 orders of magnitude on the
+    # CIFAR-10 network), so at their rates backprop leaves the hidden layers where they started
+    # (CIFAR-10: chance). Chosen by a sweep over the factor (docs/classify.md), as each rule's rate
+    # is its own in the literature.
     bp_hidden_lr: float = 1.0
 
     def lr_multipliers(self, rule: str) -> tuple[float, ...]:

@@ -164,7 +164,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         raise data.DataError(f"--rule-option for rule {config.rule}: {err}") from err
     probe = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))[:256].to(device)
     models.data_init(net, x[probe])
-    lr_mult = models.ARCHITECTURES[arch_name].lr_multipliers(config.rule)
+    arch = models.ARCHITECTURES[arch_name]
+    lr_mult = arch.lr_multipliers(config.rule)
     largest = config.lr * max(lr_mult)
     if largest > torch.finfo(x.dtype).max:  # SGD could not even take its first step
         raise data.DataError(f"--lr {config.lr:g}: times the largest layer multiplier ({max(lr_mult):g}) it is {largest:.3g}, beyond the range of {x.dtype}")
@@ -248,7 +249,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         results = {
             "config": asdict(config),
             # what "auto" resolved to and the rates each layer trained at, for readers of the file
-            "architecture": {"name": arch_name, **asdict(models.ARCHITECTURES[arch_name]), "lr_multipliers": lr_mult},
+            "architecture": {"name": arch_name, **asdict(arch), "lr_multipliers": lr_mult},
             "history": history,
             "final_test_accuracy": record["test_accuracy"],
             "wall_time": wall,

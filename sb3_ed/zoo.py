@@ -116,7 +116,8 @@ class ZooExperimentManager(ExperimentManager):
             super().learn(model)
         except (ValueError, RuntimeError) as err:  # FloatingPointError (the rules' refusal) is a RuntimeError
             overflow = _STEP_OVERFLOW in str(err)
-            if not (overflow or isinstance(err, FloatingPointError) or not all(p.isfinite().all() for p in model.policy.parameters())):
+            diverged = isinstance(err, FloatingPointError) or not all(p.isfinite().all() for p in model.policy.parameters())
+            if not (overflow or diverged):
                 raise
             why = "a step size beyond float32's range" if overflow else "the policy's parameters or outputs hold NaN or inf"
             sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: training diverged ({why}); lower learning_rate (now {model.lr_schedule(1.0):g} at the start)")
