@@ -10,7 +10,7 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
-from .diagnostics import dale_layers, hidden_error_alignment, weight_stats
+from .diagnostics import cosine, dale_layers, hidden_error_alignment, weight_stats
 from .network import FeedbackNetwork
 from .rules import BP
 
@@ -119,4 +119,4 @@ class DaleDiagnosticsCallback(BaseCallback):
         finally:
             for name, net in self.networks().items():
                 net.rule = rules[name]
-        return {name: F.cosine_similarity(rule_grads[name], bp_grads[name], dim=0).item() for name in rule_grads}
+        return {name: cosine(rule_grads[name], bp_grads[name]) for name in rule_grads}

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from sb3_ed import DualStreamConv2d, DualStreamLinear, FeedbackNetwork, Sigmoid, StreamDifference, dale_mlp, mlp
-from sb3_ed.diagnostics import hidden_error_alignment
+from sb3_ed.diagnostics import cosine, hidden_error_alignment
 from sb3_ed.rules import make_rule
 
 
@@ -425,3 +425,10 @@ def test_np_bad_options_and_a_diverging_feedback_are_one_clear_error():
     exact = np_net(estimator="exact")
     with pytest.raises(ValueError, match="per_example_loss"):
         exact(x)
+
+
+def test_alignment_cosines_stay_exact_over_a_conv_layers_millions_of_entries():
+    # the size of one probe batch's activity in the CIFAR network's first layer (256 x 2 x 32 x 32 x 32)
+    x = torch.randn(256 * 2 * 32 * 32 * 32, generator=torch.Generator().manual_seed(0))
+    assert cosine(x, x) == pytest.approx(1.0, abs=1e-9)  # float32 sums gave 1.0013
+    assert cosine(torch.tensor([[1.0, 0.0]]), torch.tensor([1.0, 1.0])) == pytest.approx(2**-0.5, abs=1e-12)
