@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import torch
 import yaml
 from rl_zoo3 import hyperparams_opt
 from rl_zoo3 import utils as zoo_utils
@@ -96,6 +97,25 @@ def convert_feedback_ppo_params(params: dict[str, Any]) -> dict[str, Any]:
 # torch's refusal of an optimizer step whose size does not fit the parameters' dtype (Adam's first
 # step is 10x the learning rate): the step, not the input, names the problem
 _STEP_OVERFLOW = "cannot be converted to type float without overflow"
+# torch.distributions' refusal of non-finite or out-of-range parameters (a scale of inf)
+_INVALID_DISTRIBUTION = "but found invalid values"
+
+
+def _diverged(model) -> bool:
+    """Whether the policy's parameters, or the value loss of its last rollout's observations, hold
+    NaN or inf."""
+    policy = model.policy
+    if not all(p.isfinite().all() for p in policy.parameters()):
+        return True
+    buffer = getattr(model, "rollout_buffer", None)
+    if buffer is None or isinstance(buffer.observations, dict) or not hasattr(policy, "predict_values"):
+        return False
+    # all of it: after training, SB3 keeps the buffer flattened to (steps x envs, ...)
+    obs = buffer.to_torch(buffer.observations.reshape(-1, *buffer.obs_shape))
+    with torch.no_grad():
+        values = policy.predict_values(obs)
+    # squared, as in the value loss: weights of 1e30 can leave values finite but their loss inf
+    return not (values * values).isfinite().all()
 
 
 class ZooExperimentManager(ExperimentManager):
@@ -112,15 +132,18 @@ class ZooExperimentManager(ExperimentManager):
             sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: {err}")
 
     def learn(self, model) -> None:
+        overflow = False
         try:
             super().learn(model)
-        except (ValueError, RuntimeError) as err:  # FloatingPointError (the rules' refusal) is a RuntimeError
+        except (ValueError, RuntimeError, FloatingPointError) as err:  # FloatingPointError: the rules' refusal of a non-finite error
             overflow = _STEP_OVERFLOW in str(err)
-            diverged = isinstance(err, FloatingPointError) or not all(p.isfinite().all() for p in model.policy.parameters())
-            if not (overflow or diverged):
+            if not (overflow or isinstance(err, FloatingPointError) or _INVALID_DISTRIBUTION in str(err) or _diverged(model)):
                 raise
-            why = "a step size beyond float32's range" if overflow else "the policy's parameters or outputs hold NaN or inf"
-            sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: training diverged ({why}); lower learning_rate (now {model.lr_schedule(1.0):g} at the start)")
+        else:
+            if not _diverged(model):  # a diverged model is not saved as a trained one
+                return
+        why = "a step size beyond float32's range" if overflow else "the policy's parameters, outputs or value loss hold NaN or inf"
+        sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: training diverged ({why}); lower learning_rate (now {model.lr_schedule(1.0):g} at the start)")
 
     def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
         if self.env_name.gym_id not in JAX_ENV_IDS:

@@ -99,18 +99,26 @@ def test_an_option_the_policy_refuses_is_one_line(tmp_path):
             main([*argv, "-params", f"policy_kwargs:{kwargs}"])
 
 
+NON_FINITE = "the policy's parameters, outputs or value loss hold NaN or inf"
+
+
 @pytest.mark.parametrize(
-    "algo, learning_rate, why",
+    "algo, env_id, learning_rate, why",
     [
-        ("ed_ppo", "1e38", "a step size beyond float32's range"),  # Adam's first step is 10x the rate
-        ("ed_ppo", "1e30", "the policy's parameters or outputs hold NaN or inf"),
-        ("ppo", "1e30", "the policy's parameters or outputs hold NaN or inf"),
+        ("ed_ppo", "CartPole-v1", "1e38", "a step size beyond float32's range"),  # Adam's first step is 10x the rate
+        ("ed_ppo", "CartPole-v1", "1e30", NON_FINITE),  # NaN logits: torch.distributions refuses them
+        ("ppo", "CartPole-v1", "1e30", NON_FINITE),
+        ("np_ppo", "CartPole-v1", "1e30", NON_FINITE),  # the rule's FloatingPointError on a non-finite dL/dy
+        ("dfa_ppo", "CartPole-v1", "1e30", NON_FINITE),  # finite weights, values of ~1e20: an infinite value loss
+        ("ed_ppo", "Pendulum-v1", "1e3", NON_FINITE),  # an infinite Normal scale
     ],
 )
-def test_a_diverging_run_stops_with_one_line_naming_the_learning_rate(algo, learning_rate, why, tmp_path):
-    message = f"^error: {algo} on CartPole-v1: training diverged \\({re.escape(why)}\\); lower learning_rate \\(now {learning_rate[0]}e\\+{learning_rate[2:]} at the start\\)$"
+def test_a_diverging_run_stops_with_one_line_naming_the_learning_rate(algo, env_id, learning_rate, why, tmp_path):
+    rate = f"{float(learning_rate):g}"
+    message = f"^error: {algo} on {env_id}: training diverged \\({re.escape(why)}\\); lower learning_rate \\(now {re.escape(rate)} at the start\\)$"
     with pytest.raises(SystemExit, match=message):
-        main(["--algo", algo, "--env", "CartPole-v1", "-f", str(tmp_path), *TINY, f"learning_rate:{learning_rate}", "-n", "320"])
+        main(["--algo", algo, "--env", env_id, "-f", str(tmp_path), *TINY, f"learning_rate:{learning_rate}", "-n", "320"])
+    assert not list(tmp_path.glob(f"{algo}/*/{env_id}.zip"))  # a diverged model is not saved as trained
 
 
 def test_a_trial_id_without_its_study_or_out_of_range_is_one_line(tmp_path):
