@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from sb3_ed import retain_freed_memory
+from sb3_ed.checks import SEED_RANGE
 from sb3_ed.cli import positive
 from sb3_ed.rules import RULES
 
@@ -32,23 +33,24 @@ def rule_option(text: str) -> tuple[str, object]:
         return key, value
 
 
+def seed(text: str) -> int:
+    """An argparse ``type``: an integer in :data:`~sb3_ed.checks.SEED_RANGE`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value not in SEED_RANGE:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**32 - 1, got {text}")
+    return value
+
+
 def common_arguments() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--rule", choices=list(RULES), default=DEFAULTS.rule, help="learning rule (default: %(default)s)")
     common.add_argument(
         "--arch",
         choices=["auto", *ARCHITECTURES],
         default=DEFAULTS.arch,
         help="network: mlp (the paper's MNIST network), conv (its CIFAR-10 network), auto: conv for colour images, mlp for grey ones (default: %(default)s)",
-    )
-    common.add_argument(
-        "--rule-option",
-        action="append",
-        type=rule_option,
-        default=[],
-        dest="rule_options",
-        metavar="KEY=VALUE",
-        help="a keyword argument of the rule, repeatable: e.g. --rule-option estimator=exact --rule-option sigma=0.01 for np (see its docs; classify gives np normalize=True unless told otherwise)",
     )
     common.add_argument("--epochs", type=positive(int), default=DEFAULTS.epochs, help="epochs (default: %(default)s)")
     common.add_argument("--batch-size", type=positive(int), default=DEFAULTS.batch_size, help="mini-batch size (default: %(default)s)")
@@ -63,8 +65,25 @@ def common_arguments() -> argparse.ArgumentParser:
     return common
 
 
+def rule_arguments() -> argparse.ArgumentParser:
+    """The rule and its options: for the training commands only, since the report runs its fixed
+    entries, each with its own rule (there they would be ignored or refused by the other rules)."""
+    rules = argparse.ArgumentParser(add_help=False)
+    rules.add_argument("--rule", choices=list(RULES), default=DEFAULTS.rule, help="learning rule (default: %(default)s)")
+    rules.add_argument(
+        "--rule-option",
+        action="append",
+        type=rule_option,
+        default=[],
+        dest="rule_options",
+        metavar="KEY=VALUE",
+        help="a keyword argument of the rule, repeatable: e.g. --rule-option estimator=exact --rule-option sigma=0.01 for np (see its docs; classify gives np normalize=True unless told otherwise)",
+    )
+    return rules
+
+
 def parser() -> argparse.ArgumentParser:
-    common = common_arguments()
+    common, rules = common_arguments(), rule_arguments()
     top = argparse.ArgumentParser(
         prog="python -m classify",
         description="Train dual-stream Dale classifiers with ED, DFA or BP on MNIST-format sets, CIFAR-10 or any folder of labelled images, or run the reproduction report.",
@@ -73,13 +92,13 @@ def parser() -> argparse.ArgumentParser:
     folder_help = f"an image folder laid out as {data.LAYOUT}, or an archive of one ({', '.join(data.ARCHIVE_SUFFIXES)})"
     for name in [*DATASETS, "folder"]:
         title = "a folder of labelled images" if name == "folder" else name
-        sub = commands.add_parser(name, parents=[common], help=f"train on {title}", description=f"Train a dual-stream Dale classifier on {title}.")
+        sub = commands.add_parser(name, parents=[rules, common], help=f"train on {title}", description=f"Train a dual-stream Dale classifier on {title}.")
         if name == "folder":
             sub.add_argument("path", help=folder_help)
         variants = "proposed: all three innovations; seed: none; no-center, sym-init, uniform-width: one switched off"
         sub.add_argument("--variant", choices=list(VARIANTS), default=DEFAULTS.variant, help=f"{variants} (default: %(default)s)")
         seeds = sub.add_mutually_exclusive_group()
-        seeds.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of a single run (default: %(default)s)")
+        seeds.add_argument("--seed", type=seed, default=DEFAULTS.seed, help="seed of a single run, 0 to 2**32 - 1 (default: %(default)s)")
         seeds.add_argument("--seeds", type=positive(int), metavar="N", help="run seeds 0..N-1, one after another")
         sub.add_argument("--out", type=Path, help="output folder; each seed writes results.json and checkpoint.pt into OUT/seed<k> (default: runs/<dataset>_<rule>_<variant>)")
         sub.add_argument("--resume", action="store_true", help="continue each seed from its checkpoint in OUT")

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import math
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -147,6 +148,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     train_set, test_set = data.load_splits(config.dataset, config.data_dir)
+    if config.train_subset > len(train_set.y):
+        raise data.DataError(f"--train-subset {config.train_subset}: the training split of {config.dataset} has only {len(train_set.y)} images")
     if config.train_subset:
         # a fixed random subset: image folders list their images class by class
         keep = torch.randperm(len(train_set.y), generator=torch.Generator().manual_seed(0))[: config.train_subset]
@@ -182,14 +185,20 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     if resume:
         if not (out / CHECKPOINT).is_file():
             raise SystemExit(f"error: --resume, but there is no {CHECKPOINT} in {out}")
-        state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+        try:
+            state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+        except (EOFError, pickle.UnpicklingError, RuntimeError) as err:
+            raise SystemExit(f"error: cannot read {out / CHECKPOINT} ({str(err).split('. ')[0]}); delete it to train this seed from the start") from err
         # fields added since the checkpoint was written had their defaults then
         saved = {**asdict(Config()), **state["config"]}
         differ = {k: (v, saved[k]) for k, v in asdict(config).items() if k != "epochs" and saved[k] != v}
         if differ:
             settings = ", ".join(f"{k} {new!r} (checkpoint: {old!r})" for k, (new, old) in differ.items())
             raise SystemExit(f"error: {out / CHECKPOINT} was written with other settings: {settings}")
-        net.load_state_dict(state["model"])
+        try:
+            net.load_state_dict(state["model"])
+        except RuntimeError as err:  # the same settings on data of another shape (classes, image size)
+            raise SystemExit(f"error: {out / CHECKPOINT} holds a network of other shapes than {config.dataset} gives now (its classes or image size changed?)") from err
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         history, start_epoch, wall = state["history"], state["epoch"], state["wall_time"]

@@ -34,6 +34,11 @@ def check_number(name: str, value, expected: str, ok: Callable[[float], bool] = 
         raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
+# The seeds SB3 and numpy take (torch's generators take more, but a rule derives per-layer seeds
+# from its own, which must stay within torch's 64 bits)
+SEED_RANGE = range(2**32)
+
+
 def positive_finite(value: float) -> bool:
     return 0 < value < math.inf
 

@@ -418,3 +418,33 @@ def test_report_only_on_runs_of_other_settings_names_the_setting(tmp_path):
     (run / "results.json").write_text(json.dumps({"config": {**config, "epochs": 2}, "history": [{"test_accuracy": 0.5}], "final_test_accuracy": 0.5}))
     with pytest.raises(SystemExit, match=r"\(1 of 2 epochs done\)"):
         main([*argv, "--epochs", "2"])
+
+
+def test_resume_from_a_corrupt_checkpoint_or_on_data_of_other_shapes_is_one_line(tmp_path, capsys):
+    root = write_image_folder(tmp_path / "images")
+    out = tmp_path / "out"
+    argv = ["folder", str(root), "--arch", "mlp", "--out", str(out), "--no-progress"]
+    assert main([*argv, "--epochs", "1"]) == 0
+    checkpoint = out / "seed0" / "checkpoint.pt"
+    whole = checkpoint.read_bytes()
+    checkpoint.write_bytes(whole[:100])
+    with pytest.raises(SystemExit, match=rf"^error: cannot read {re.escape(str(checkpoint))} \(.*\); delete it to train this seed from the start$"):
+        main([*argv, "--epochs", "2", "--resume"])
+    checkpoint.write_bytes(whole)
+    shutil.copytree(root / "train" / "cat", root / "train" / "owl")  # a fourth class since the checkpoint
+    shutil.copytree(root / "test" / "cat", root / "test" / "owl")
+    with pytest.raises(SystemExit, match=rf"^error: {re.escape(str(checkpoint))} holds a network of other shapes than {re.escape(str(root))} gives now"):
+        main([*argv, "--epochs", "2", "--resume"])
+
+
+def test_a_subset_larger_than_the_training_split_a_seed_out_of_range_and_a_rule_for_the_report_are_refused(tmp_path, capsys):
+    root = write_image_folder(tmp_path / "images")  # 3 classes x 8 training images
+    assert main(["folder", str(root), "--train-subset", "25", "--epochs", "1", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --train-subset 25: the training split of {root} has only 24 images"
+    for seed in ("-1", str(2**32)):
+        with pytest.raises(SystemExit):
+            main(["folder", str(root), "--seed", seed])
+        assert f"argument --seed: must be from 0 to 2**32 - 1, got {seed}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the report's entries each have their own rule
+        main(["report", str(root), "--rule", "bp", "--report-only"])
+    assert "unrecognized arguments: --rule bp" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from sb3_ed import DualStreamConv2d, DualStreamLinear, FeedbackNetwork, Sigmoid, StreamDifference, dale_mlp, mlp
 from sb3_ed.diagnostics import cosine, hidden_error_alignment
-from sb3_ed.rules import make_rule
+from sb3_ed.rules import RULES, make_rule
 
 
 def sigmoid_derivative(a, width):
@@ -409,7 +409,7 @@ def test_np_bad_options_and_a_diverging_feedback_are_one_clear_error():
         with pytest.raises(ValueError, match=f"^np: {expected}$"):
             np_net(**{option: value})
     for rule in ("ed", "dfa", "np", "bp"):
-        with pytest.raises(ValueError, match=f"^{rule}: seed must be an integer, got '1'$"):
+        with pytest.raises(ValueError, match=f"^{rule}: seed must be an integer from 0 to 2\\*\\*32 - 1, got '1'$"):
             make_rule(rule, out_features=2, seed="1")
         with pytest.raises(ValueError, match=f"^{rule}: out_features must be an integer >= 1"):
             make_rule(rule, out_features=0)
@@ -432,3 +432,11 @@ def test_alignment_cosines_stay_exact_over_a_conv_layers_millions_of_entries():
     x = torch.randn(256 * 2 * 32 * 32 * 32, generator=torch.Generator().manual_seed(0))
     assert cosine(x, x) == pytest.approx(1.0, abs=1e-9)  # float32 sums gave 1.0013
     assert cosine(torch.tensor([[1.0, 0.0]]), torch.tensor([1.0, 1.0])) == pytest.approx(2**-0.5, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 10**14])
+def test_a_seed_outside_what_sb3_and_numpy_take_is_refused_by_every_rule(seed):
+    # 10**14: DFA derives each layer's seed as seed * 1_000_003 + l, beyond torch's 64 bits
+    for rule in RULES:
+        with pytest.raises(ValueError, match=rf"^{rule}: seed must be an integer from 0 to 2\*\*32 - 1, got {seed}$"):
+            make_rule(rule, out_features=2, seed=seed)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checks import check_number
+from ..checks import SEED_RANGE, check_number
 
 
 class LearningRule(nn.Module):
@@ -29,7 +29,7 @@ class LearningRule(nn.Module):
         super().__init__()
         if out_features is not None:
             check_number(f"{self.name}: out_features", out_features, "an integer >= 1 (the network's output dimension)", lambda v: v >= 1, integer=True)
-        check_number(f"{self.name}: seed", seed, "an integer", integer=True)
+        check_number(f"{self.name}: seed", seed, "an integer from 0 to 2**32 - 1", lambda v: v in SEED_RANGE, integer=True)
         self.out_features, self.seed = out_features, seed
         # Set track_errors to keep, after each backward, the mean |error| handed to each point.
         self.track_errors = False
