@@ -127,9 +127,22 @@ class ZooExperimentManager(ExperimentManager):
 
     def setup_experiment(self):
         try:
-            return super().setup_experiment()
+            result = super().setup_experiment()
         except (ValueError, TypeError) as err:  # what the policies, rules and envs raise for a bad option
             sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: {err}")
+        if result is not None and self.continue_training:
+            # -i loads whatever the zip holds: a DFA model would go on training, and be saved, as
+            # ed_ppo. What this run's config (the zoo's or --conf-file's) trains:
+            model, config = result
+            name, dale = config["policy"], _dale(config.get("policy_kwargs"))
+            policy = model.policy
+            found_dale = getattr(policy, "network_kwargs", {}).get("dale", True)
+            if type(policy) is not ALGOS[self.algo].policy_aliases.get(name, name) or found_dale != dale:
+                sys.exit(
+                    f"error: -i {self.trained_agent}: its policy is {type(policy).__name__}{'' if found_dale else ' (dale=False)'}, "
+                    f"but --algo {self.algo} trains {name}{'' if dale else ' (dale=False)'}; pass the algo it was trained with"
+                )
+        return result
 
     def learn(self, model) -> None:
         overflow = False
@@ -235,7 +248,13 @@ def _expected_policy(algo: str) -> tuple[str, bool] | None:
     if path is None:
         return None
     default = yaml.safe_load(path.read_text())["default"]
-    return default["policy"], "dale=False" not in default.get("policy_kwargs", "")
+    return default["policy"], _dale(default.get("policy_kwargs"))
+
+
+def _dale(policy_kwargs: dict | str | None) -> bool:
+    """The ``dale`` option in a run's ``policy_kwargs``: a dict, or the zoo files' ``"dict(...)"``."""
+    kwargs = policy_kwargs or {}
+    return kwargs.get("dale", True) if isinstance(kwargs, dict) else "dale=False" not in kwargs
 
 
 def check_trained_model(args: argparse.Namespace) -> None:
@@ -262,8 +281,7 @@ def check_trained_model(args: argparse.Namespace) -> None:
     if expected is None or not config.is_file():
         return
     saved = dict(yaml.unsafe_load(config.read_text()))
-    kwargs = saved.get("policy_kwargs") or {}
-    dale = kwargs.get("dale", True) if isinstance(kwargs, dict) else "dale=False" not in kwargs
+    dale = _dale(saved.get("policy_kwargs"))
     if (saved.get("policy"), dale) != expected:
         sys.exit(
             f"error: {model_path} was trained with policy {saved.get('policy')}"

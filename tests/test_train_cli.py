@@ -157,3 +157,12 @@ def test_two_processes_optimizing_at_once_share_one_optuna_study(tmp_path):
         assert worker.wait(timeout=600) == 0, worker.stderr.read()[-2000:]
     study = optuna.load_study(study_name="shared", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))))
     assert len(study.trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_continuing_a_model_of_another_algos_policy_is_one_line(tmp_path):
+    main(["--algo", "dfa_ppo", "--env", "CartPole-v1", "-f", str(tmp_path), *TINY])
+    dfa_model = tmp_path / "dfa_ppo" / "CartPole-v1_1" / "CartPole-v1.zip"
+    with pytest.raises(SystemExit, match=rf"^error: -i {re.escape(str(dfa_model))}: its policy is DFAPolicy, but --algo ed_ppo trains EDPolicy; pass the algo it was trained with$"):
+        main(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(tmp_path), *TINY, "-i", str(dfa_model)])
+    main(["--algo", "dfa_ppo", "--env", "CartPole-v1", "-f", str(tmp_path), *TINY, "-i", str(dfa_model)])  # its own algo goes on
+    assert (tmp_path / "dfa_ppo" / "CartPole-v1_2" / "CartPole-v1.zip").is_file()
