@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from sb3_ed import retain_freed_memory
-from sb3_ed.checks import SEED_RANGE
-from sb3_ed.cli import positive
+from sb3_ed.cli import positive, seed
 from sb3_ed.rules import RULES
 
 from . import data
@@ -31,17 +30,6 @@ def rule_option(text: str) -> tuple[str, object]:
         return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return key, value
-
-
-def seed(text: str) -> int:
-    """An argparse ``type``: an integer in :data:`~sb3_ed.checks.SEED_RANGE`."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value not in SEED_RANGE:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 2**32 - 1, got {text}")
-    return value
 
 
 def common_arguments() -> argparse.ArgumentParser:

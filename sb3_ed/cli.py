@@ -5,22 +5,32 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from .checks import positive_finite
+from .checks import SEED_RANGE, positive_finite
 
 
-def positive(kind: type = int) -> Callable[[str], int | float]:
-    """An argparse ``type``: the text read as ``kind`` (``int`` or ``float``), refused unless it is
-    finite and > 0, so a count, a budget or a step size of 0, below 0, NaN or inf stops with
-    argparse's one-line error instead of being read as "the default" or failing deep inside."""
+def _number(kind: type, ok: Callable[[float], bool], expected: str, name: str) -> Callable[[str], int | float]:
+    """An argparse ``type``: the text read as ``kind``, refused with argparse's one-line error
+    unless ``ok`` holds for it (``expected`` says what it must be)."""
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
-        if not positive_finite(value):
-            raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
         return value
 
-    parse.__name__ = f"positive {kind.__name__}"
+    parse.__name__ = name
     return parse
+
+
+def positive(kind: type = int) -> Callable[[str], int | float]:
+    """An argparse ``type``: the text read as ``kind`` (``int`` or ``float``), refused unless it is
+    finite and > 0, so a count, a budget or a step size of 0, below 0, NaN or inf stops with
+    argparse's one-line error instead of being read as "the default" or failing deep inside."""
+    return _number(kind, positive_finite, "finite and > 0", f"positive {kind.__name__}")
+
+
+# An argparse ``type``: an integer seed in :data:`~sb3_ed.checks.SEED_RANGE`
+seed = _number(int, lambda value: value in SEED_RANGE, "from 0 to 2**32 - 1", "seed")
