@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from sb3_ed import retain_freed_memory
-from sb3_ed.cli import positive, seed
+from sb3_ed.cli import output_folder, positive, seed
 from sb3_ed.rules import RULES
 
 from . import data
@@ -48,7 +48,7 @@ def common_arguments() -> argparse.ArgumentParser:
     common.add_argument("--data-dir", default=DEFAULTS.data_dir, help="torchvision data root: downloads go here; offline, files already here are used (default: %(default)s)")
     common.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULTS.device, help="auto: cuda when available (default: %(default)s)")
     common.add_argument("--train-subset", type=positive(int), default=0, metavar="N", help="train on N training images only, the same random N in every run (default: all)")
-    common.add_argument("--tensorboard", type=Path, metavar="DIR", help="also log per-epoch scalars (accuracy, diagnostics) for TensorBoard under DIR")
+    common.add_argument("--tensorboard", type=output_folder, metavar="DIR", help="also log per-epoch scalars (accuracy, diagnostics) for TensorBoard under DIR")
     common.add_argument("--no-progress", action="store_true", help="no progress bars")
     return common
 
@@ -88,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
         seeds = sub.add_mutually_exclusive_group()
         seeds.add_argument("--seed", type=seed, default=DEFAULTS.seed, help="seed of a single run, 0 to 2**32 - 1 (default: %(default)s)")
         seeds.add_argument("--seeds", type=positive(int), metavar="N", help="run seeds 0..N-1, one after another")
-        sub.add_argument("--out", type=Path, help="output folder; each seed writes results.json and checkpoint.pt into OUT/seed<k> (default: runs/<dataset>_<rule>_<variant>)")
+        sub.add_argument("--out", type=output_folder, help="output folder; each seed writes results.json and checkpoint.pt into OUT/seed<k> (default: runs/<dataset>_<rule>_<variant>)")
         sub.add_argument("--resume", action="store_true", help="continue each seed from its checkpoint in OUT")
     report = commands.add_parser(
         "report",
@@ -99,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
     )
     report.add_argument("dataset", metavar="DATASET", help=f"{', '.join(DATASETS)}, or {folder_help}")
     report.add_argument("--seeds", type=positive(int), default=5, metavar="N", help="seeds 0..N-1 for each variant (default: %(default)s)")
-    report.add_argument("--out", type=Path, help="report folder; finished runs in it are reused (default: runs/report_<dataset>)")
+    report.add_argument("--out", type=output_folder, help="report folder; finished runs in it are reused (default: runs/report_<dataset>)")
     report.add_argument("--report-only", action="store_true", help="write the report from the finished runs in OUT, train nothing")
     report.add_argument(
         "--compare-with",

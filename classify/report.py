@@ -16,7 +16,7 @@ import numpy as np
 from sb3_ed.reporting import format_p, plot_band, welch_p, welch_table
 
 from .data import short_name
-from .train import CHECKPOINT, RESULTS, Config, finished, finished_results, train, unlike
+from .train import CHECKPOINT, RESULTS, Config, finished, finished_results, read_results, train, unlike
 
 # name -> (rule, variant): proposed ED, DFA on the same network, seed ED, the three single ablations,
 # learned direct feedback (node perturbation) and exact backprop through the same network
@@ -62,7 +62,7 @@ def load_finished(folder: Path) -> dict[str, list[dict]]:
     runs = {}
     for name in REPORT_ENTRIES:
         for path in sorted((folder / name).glob("seed*/results.json")):
-            result = json.loads(path.read_text())
+            result = read_results(path)
             if finished(result):
                 runs.setdefault(name, []).append(result)
     if "proposed" not in runs:
@@ -200,7 +200,7 @@ def report(args: argparse.Namespace) -> None:
         found = " (its seeds come first)"
         if first.is_file():
             wanted = Config.from_args(args, rule="ed", variant="proposed", seed=0)
-            found = f": {first.parent} holds a run of other settings ({unlike(wanted, json.loads(first.read_text()))})"
+            found = f": {first.parent} holds a run of other settings ({unlike(wanted, read_results(first))})"
         raise SystemExit(f"error: no finished run of proposed ED with these settings in {out} yet{found}")
     plots = (("accuracy_curves.png", plot_curves), ("ablation_bars.png", plot_bars), ("weights.png", plot_weights), ("alignment.png", plot_alignment))
     for name, draw in plots:

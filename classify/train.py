@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sb3_ed.diagnostics import hidden_error_alignment, surrogate_gradients, weight_stats
+from sb3_ed.reporting import read_record
 
 from . import data, models
 
@@ -117,6 +118,14 @@ def accuracy(net, x, y, offset: torch.Tensor, batch_size=1000) -> float:
 PLACE_FIELDS = ("data_dir", "device")
 
 
+def read_results(path: Path) -> dict:
+    """The run that ``path`` (a ``results.json``) records.
+
+    :raises SystemExit: one line, where the file is not JSON or lacks a run's ``config`` and ``history``
+    """
+    return read_record(path, "delete its folder to train that seed again", ("config", "history"))
+
+
 def finished_results(config: Config, out: Path) -> dict | None:
     """The results of ``out`` where they hold a finished run of ``config`` (every field equal but
     :data:`PLACE_FIELDS`, all its epochs done), else None. Needs no checkpoint: a results folder kept
@@ -124,7 +133,7 @@ def finished_results(config: Config, out: Path) -> dict | None:
     path = out / RESULTS
     if not path.is_file():
         return None
-    results = json.loads(path.read_text())
+    results = read_results(path)
     return results if not unlike(config, results) else None
 
 
@@ -144,7 +153,13 @@ def unlike(config: Config, results: dict) -> str:
 
 
 def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | None = None, progress: bool = True) -> dict:
-    """Trains one seed, writing ``results.json`` and ``checkpoint.pt`` into ``out`` every epoch."""
+    """Trains one seed, writing ``results.json`` and ``checkpoint.pt`` into ``out`` every epoch.
+
+    :raises data.DataError: data or options that cannot give this run (one line)
+    :raises SystemExit: under ``resume``, a checkpoint that is missing, unreadable or of other settings (one line)
+    :raises FloatingPointError: training diverged: a rule met non-finite errors, or the output
+        layer's error became exactly zero (saturated units) before the training set was learned
+    """
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     train_set, test_set = data.load_splits(config.dataset, config.data_dir)
@@ -245,6 +260,13 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             "alignment_to_bp": hidden_error_alignment(net, probe_loss),
             "weights": weight_stats(net),
         }
+        output_error = list(record["surrogate_gradient"].values())[-1]
+        if output_error == 0.0 and record["train_accuracy"] < 1.0:
+            # every output unit saturated on every probe image: no rule has an error to learn from again
+            raise FloatingPointError(
+                f"after epoch {epoch + 1} the output layer's error is exactly zero on every probe image (its units saturated), "
+                f"at train accuracy {record['train_accuracy']:.3f}; --lr {config.lr:g} is likely too large"
+            )
         wall += time.perf_counter() - started
         record["wall_time"] = wall  # training, evaluation and diagnostics of every epoch so far
         history.append(record)
@@ -279,7 +301,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         )
     if writer is not None:
         writer.close()
-    return json.loads((out / RESULTS).read_text())
+    return read_results(out / RESULTS)
 
 
 def log_scalars(writer, record: dict) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from .checks import SEED_RANGE, positive_finite
 
@@ -34,3 +36,16 @@ def positive(kind: type = int) -> Callable[[str], int | float]:
 
 # An argparse ``type``: an integer seed in :data:`~sb3_ed.checks.SEED_RANGE`
 seed = _number(int, lambda value: value in SEED_RANGE, "from 0 to 2**32 - 1", "seed")
+
+
+def output_folder(text: str) -> Path:
+    """An argparse ``type``: a folder to write into, which need not exist yet. Refused with argparse's
+    one-line error where the path, or the nearest existing path above it, is a file (``mkdir``
+    would fail half-way, after the command had started) or a folder this user cannot write into."""
+    path = Path(text)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder" + ("" if existing == path else f" (in {text})"))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write into {existing}" + ("" if existing == path else f" (to create {text})"))
+    return path

@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -36,8 +37,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from .cli import positive
-from .reporting import format_p, mean_std, plot_band, welch_p, welch_table
+from .cli import output_folder, positive
+from .reporting import format_p, mean_std, plot_band, read_record, welch_p, welch_table
 from .zoo import ED_ALGOS, zoo_config
 
 SETTINGS_FILE, RUN_FILE = "compare.json", "run.json"
@@ -92,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--envs", nargs="+", required=True, help="gymnasium or JAX env ids")
     p.add_argument("--algos", nargs="+", required=True, help="rl_zoo3 algo ids with a zoo config in the package (ed_ppo, ed_ppo_nondale, dale_bp_ppo, dfa_ppo, ppo, ars ...)")
     p.add_argument("--seeds", type=positive(int), default=3, help="seeds 0..N-1 per env and algo (default: %(default)s)")
-    p.add_argument("--out", type=Path, required=True, help="results folder; finished runs in it are reused")
+    p.add_argument("--out", type=output_folder, required=True, help="results folder; finished runs in it are reused")
     p.add_argument("--steps", type=positive(int), help="env steps per run (default: the zoo entry's n_timesteps)")
     p.add_argument("--eval-freq", type=positive(int), default=50_000, help="env steps between evaluations (default: %(default)s)")
     p.add_argument("--eval-episodes", type=positive(int), default=10, help="deterministic episodes per evaluation (default: %(default)s)")
@@ -132,7 +133,7 @@ def check_settings(out: Path, settings: Settings) -> None:
     new = asdict(settings)
     new["hyperparams"] = list(new["hyperparams"])
     if path.is_file():
-        old = json.loads(path.read_text())
+        old = read_record(path, f"it records the settings of the runs in {out}: restore it, or use another --out")
         for key, value in new.items():
             if old.get(key) != value:
                 sys.exit(f"error: {out} holds runs made with {key} {old.get(key)!r}, not {value!r}: use another --out or the same {key}")
@@ -226,15 +227,28 @@ def link_logs(runs: list[Run], out: Path) -> None:
         link.symlink_to(os.path.relpath(run.zoo_folder(out), link.parent), target_is_directory=True)
 
 
+def read_evaluations(path: Path, remedy: str) -> dict[str, np.ndarray]:
+    """The ``timesteps`` and ``results`` of an SB3 ``evaluations.npz``.
+
+    :raises SystemExit: one line naming ``path``, where it is missing, unreadable or lacks them
+    """
+    try:
+        with np.load(path) as evaluations:
+            return {key: evaluations[key] for key in ("timesteps", "results")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise SystemExit(f"error: cannot read {path} ({err}); {remedy}") from err
+
+
 def load_results(runs: list[Run], out: Path) -> dict[str, dict[str, list[dict]]]:
     """``results[env][algo]``: per finished seed, its curve, final return, wall time and steps."""
     results: dict[str, dict[str, list[dict]]] = {}
     for run in runs:
         if not finished(run, out):
             continue
-        evaluations = np.load(run.zoo_folder(out) / "evaluations.npz")
+        remedy = f"delete {run.folder(out)} to run it again"
+        record = read_record(run.folder(out) / RUN_FILE, remedy)
+        evaluations = read_evaluations(run.zoo_folder(out) / "evaluations.npz", remedy)
         curve = evaluations["results"].mean(axis=1)
-        record = json.loads((run.folder(out) / RUN_FILE).read_text())
         results.setdefault(run.env, {}).setdefault(run.algo, []).append(
             {"seed": run.seed, "steps": evaluations["timesteps"], "returns": curve, "final": float(curve[-1]), **record}
         )

@@ -98,7 +98,7 @@ class FeedbackPolicy(ActorCriticPolicy):
     :raises ValueError: an activation the networks do not know, gSDE, (for direct rules) a
         features extractor with trainable parameters, or a numeric option (``output_scale``,
         ``exc_scale``, ``inh_scale``, ``widths``, ``floor``, ``feedback_seed``) that is not a
-        finite number in its range
+        finite number in its range, or ``estimator='exact'`` for ``np`` (it needs per-example losses)
     """
 
     rule = "ed"
@@ -128,6 +128,11 @@ class FeedbackPolicy(ActorCriticPolicy):
         for option, value in (("output_scale", output_scale), ("exc_scale", exc_scale), ("inh_scale", inh_scale), ("widths", widths)):
             check_number(option, value, "> 0 and finite", positive_finite)
         check_number("feedback_seed", feedback_seed, "an integer", integer=True)
+        if self.rule == "np" and (rule_kwargs or {}).get("estimator") == "exact":
+            raise ValueError(
+                f"{type(self).__name__}: rule_kwargs estimator='exact' needs each example's loss at the perturbed outputs, "
+                f"which PPO's loss does not give a policy; use estimator='first_order' (the default)"
+            )
         name = ACTIVATION_NAMES.get(activation_fn, activation_fn)
         if not isinstance(name, str):
             raise ValueError(f"{type(self).__name__}: activation_fn must be one of {', '.join(ACTIVATION_NAMES.values())} (or its nn class), got {activation_fn!r}")

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
+
+
+def read_record(path: Path, remedy: str, keys: Sequence[str] = ()) -> dict:
+    """The JSON object a report reads back from ``path`` (a run's record, a folder's settings).
+
+    :param remedy: what the user can do about a bad file, for the message
+    :param keys: keys the object must have
+    :raises SystemExit: one line naming ``path``, where it is not a JSON object with ``keys``
+    """
+    try:
+        record = json.loads(path.read_text())
+        why = f"no {', '.join(keys)} in it"
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        record, why = None, str(err)
+    if not isinstance(record, dict) or not all(key in record for key in keys):
+        raise SystemExit(f"error: cannot read {path} ({why}); {remedy}")
+    return record
 
 
 def welch_p(values: Sequence[float], baseline: Sequence[float]) -> float:

@@ -29,6 +29,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from . import policies  # noqa: F401  (registers the policy names with PPO)
+from .checks import SEED_RANGE, check_number, non_negative_finite, positive_finite
+from .cli import output_folder
 from .envs import JAX_ENV_IDS, make_jax_vec_env
 
 # algo id -> SB3 class; each is PPO with the policy its zoo config names
@@ -101,6 +103,50 @@ _STEP_OVERFLOW = "cannot be converted to type float without overflow"
 _INVALID_DISTRIBUTION = "but found invalid values"
 
 
+def _unit_interval(value: float) -> bool:
+    return 0 <= value <= 1
+
+
+def _above_zero(value: float) -> bool:  # inf allowed: no clipping
+    return value > 0
+
+
+# hyperparameter -> (range test, what it must be, integer); SB3 takes values outside these without a
+# word (gamma 2, clip_range -1, max_grad_norm 0 train to nonsense) or fails deep inside (n_epochs 0)
+HYPERPARAM_RANGES: dict[str, tuple[Callable[[float], bool], str, bool]] = {
+    "n_envs": (positive_finite, "an integer >= 1", True),
+    "n_steps": (positive_finite, "an integer >= 1", True),
+    "batch_size": (positive_finite, "an integer >= 1", True),
+    "n_epochs": (positive_finite, "an integer >= 1", True),
+    "gamma": (_unit_interval, "from 0 to 1", False),
+    "gae_lambda": (_unit_interval, "from 0 to 1", False),
+    "learning_rate": (positive_finite, "finite and > 0", False),
+    "clip_range": (positive_finite, "finite and > 0", False),
+    "clip_range_vf": (positive_finite, "finite and > 0, or None", False),
+    "target_kl": (positive_finite, "finite and > 0, or None", False),
+    "ent_coef": (non_negative_finite, "finite and >= 0", False),
+    "vf_coef": (non_negative_finite, "finite and >= 0", False),
+    "max_grad_norm": (_above_zero, "> 0", False),
+}
+
+
+def check_hyperparams(hyperparams: dict[str, Any]) -> None:
+    """Refuses a hyperparameter outside the range of :data:`HYPERPARAM_RANGES`. A schedule (a
+    callable of the remaining progress) is checked at its start value.
+
+    :param hyperparams: rl_zoo3's preprocessed hyperparameters (schedules already callables)
+    :raises ValueError: one line naming the hyperparameter, its range and the value
+    """
+    for key, (ok, expected, integer) in HYPERPARAM_RANGES.items():
+        value = hyperparams.get(key)
+        if value is None or (key == "ent_coef" and isinstance(value, str) and value.startswith("auto")):
+            continue  # None: the option is off; "auto...": SAC's learned entropy coefficient
+        name = key
+        if callable(value):
+            name, value = f"{key} (a schedule, at its start)", value(1.0)
+        check_number(name, value, expected, ok, integer)
+
+
 def _diverged(model) -> bool:
     """Whether the policy's parameters, or the value loss of its last rollout's observations, hold
     NaN or inf."""
@@ -122,13 +168,13 @@ class ZooExperimentManager(ExperimentManager):
     """rl_zoo3's ExperimentManager. For the ids of JAX simulators it builds their VecEnv (all envs in
     one jitted step) instead of ``n_envs`` gymnasium envs, then wraps it as rl_zoo3 would; it
     applies ``--trial-id 0`` (rl_zoo3 skips a trial id of 0, silently training on the defaults); and
-    an option the model or env refuses, or a run that diverges, stops with one line instead of a
-    traceback."""
+    a hyperparameter out of range (:func:`check_hyperparams`), an option the model or env refuses,
+    or a run that diverges, stops with one line instead of a traceback."""
 
     def setup_experiment(self):
         try:
             result = super().setup_experiment()
-        except (ValueError, TypeError) as err:  # what the policies, rules and envs raise for a bad option
+        except (ValueError, TypeError, AssertionError) as err:  # what the policies, rules, envs and SB3's own checks raise for a bad option
             sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: {err}")
         if result is not None and self.continue_training:
             # -i loads whatever the zip holds: a DFA model would go on training, and be saved, as
@@ -157,6 +203,11 @@ class ZooExperimentManager(ExperimentManager):
                 return
         why = "a step size beyond float32's range" if overflow else "the policy's parameters, outputs or value loss hold NaN or inf"
         sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: training diverged ({why}); lower learning_rate (now {model.lr_schedule(1.0):g} at the start)")
+
+    def _preprocess_hyperparams(self, hyperparams: dict[str, Any]):
+        processed = super()._preprocess_hyperparams(hyperparams)
+        check_hyperparams({**processed[0], "n_envs": self.n_envs})  # rl_zoo3 moved n_envs out of the dict
+        return processed
 
     def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
         if self.env_name.gym_id not in JAX_ENV_IDS:
@@ -290,10 +341,42 @@ def check_trained_model(args: argparse.Namespace) -> None:
         )
 
 
-def complete_args(args: argparse.Namespace) -> argparse.Namespace:
+# rl_zoo3's count flags (train, enjoy, record_video): > 0, or the tool's default (-1: "the config's")
+_COUNT_FLAGS = ("n_timesteps", "log_interval", "n_envs", "eval_episodes", "n_eval_envs")
+# the folders the tools write into (train's -f and -tb, record_video's -o)
+_OUTPUT_FLAGS = ("log_folder", "tensorboard_log", "output_folder")
+
+
+def check_tool_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuses what rl_zoo3 takes without a check: ``-n 0`` (read as "the config's budget"),
+    ``--log-interval 0`` (SB3 divides by it), ``--n-envs 0``, a seed outside
+    :data:`~sb3_ed.checks.SEED_RANGE` (the tool's own default, e.g. ``-1``, stays allowed), and an
+    output folder that is a file or lies in one (:func:`~sb3_ed.cli.output_folder`).
+
+    :raises SystemExit: argparse's one-line error naming the flag
+    """
+    flags = {action.dest: "/".join(action.option_strings) for action in parser._actions}
+    for dest in (*_COUNT_FLAGS, "seed"):
+        value, default = getattr(args, dest, None), parser.get_default(dest)
+        ok, expected = ((lambda v: v in SEED_RANGE), "from 0 to 2**32 - 1") if dest == "seed" else ((lambda v: v > 0), "> 0")
+        if value is None or value == default or ok(value):
+            continue
+        special = f" (or {default}, the default)" if default is not None and not ok(default) else ""
+        parser.error(f"argument {flags[dest]}: must be {expected}{special}, got {value}")
+    for dest in _OUTPUT_FLAGS:
+        if getattr(args, dest, None):
+            try:
+                output_folder(getattr(args, dest))
+            except argparse.ArgumentTypeError as err:
+                parser.error(f"argument {flags[dest]}: {err}")
+
+
+def complete_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
     """What the package adds to a tool's parsed arguments, whatever form they were typed in
-    (``--algo=ed_ppo``, a unique prefix such as ``--conf``, ``-conf``): the env id is checked, and a
-    trainer without ``--conf-file`` reads the package's zoo config of its algo."""
+    (``--algo=ed_ppo``, a unique prefix such as ``--conf``, ``-conf``): counts, seeds and output
+    folders are checked (:func:`check_tool_arguments`), the env id is checked, and a trainer without ``--conf-file`` reads the
+    package's zoo config of its algo."""
+    check_tool_arguments(args, parser)
     for module in getattr(args, "gym_packages", []) or []:
         importlib.import_module(module)
     algo = getattr(args, "algo", "ppo")
@@ -309,19 +392,29 @@ def complete_args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def _completed_arguments(complete: Callable[[argparse.Namespace], argparse.Namespace]) -> Iterator[None]:
+def _completed_arguments(complete: Callable[[argparse.Namespace, argparse.ArgumentParser], argparse.Namespace]) -> Iterator[None]:
     # rl_zoo3 builds each tool's parser inside the tool: checking what that parser parsed is the one
     # way to read the arguments by argparse's own rules (`=` forms, prefixes, aliases)
-    original = argparse.ArgumentParser.parse_args
+    original, store_dict = argparse.ArgumentParser.parse_args, zoo_utils.StoreDict.__call__
 
     def parse_args(parser, args=None, namespace=None):
-        return complete(original(parser, args, namespace))
+        return complete(original(parser, args, namespace), parser)
 
-    argparse.ArgumentParser.parse_args = parse_args
+    def read_key_values(action, parser, namespace, values, option_string=None):
+        # rl_zoo3 evaluates each KEY:VALUE's value as Python: a NameError or SyntaxError traceback
+        # for `learning_rate:nan` or `n_steps:`
+        for item in values:
+            try:
+                store_dict(action, parser, argparse.Namespace(), [item], option_string)
+            except Exception as err:
+                parser.error(f"argument {option_string}: {item}: {type(err).__name__}: {err} (rl_zoo3 reads each VALUE as a Python expression: 3e-4, 'lin_3e-4', dict(net_arch=[64]))")
+        store_dict(action, parser, namespace, values, option_string)
+
+    argparse.ArgumentParser.parse_args, zoo_utils.StoreDict.__call__ = parse_args, read_key_values
     try:
         yield
     finally:
-        argparse.ArgumentParser.parse_args = original
+        argparse.ArgumentParser.parse_args, zoo_utils.StoreDict.__call__ = original, store_dict
 
 
 def run_tool(entry: Callable[[], Any], argv: list[str] | None, prog: str) -> None:

@@ -448,3 +448,34 @@ def test_a_subset_larger_than_the_training_split_a_seed_out_of_range_and_a_rule_
     with pytest.raises(SystemExit):  # the report's entries each have their own rule
         main(["report", str(root), "--rule", "bp", "--report-only"])
     assert "unrecognized arguments: --rule bp" in capsys.readouterr().err
+
+
+def test_a_learning_rate_that_saturates_every_output_unit_stops_with_one_line(tmp_path, capsys):
+    # finite weights, but after the first steps every output sigmoid sits at 0 or 1: the error every
+    # rule learns from is exactly zero and the run would report chance accuracy as its result
+    root = write_image_folder(tmp_path / "images")
+    for arch in ("mlp", "conv"):
+        out = tmp_path / arch
+        assert main(["folder", str(root), "--arch", arch, "--lr", "1e10", "--epochs", "2", "--out", str(out), "--no-progress"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert re.fullmatch(
+            r"error: training diverged: after epoch 1 the output layer's error is exactly zero on every probe image \(its units saturated\), "
+            r"at train accuracy 0\.\d+; --lr 1e\+10 is likely too large",
+            err,
+        ), err
+        assert not (out / "seed0" / "results.json").exists()
+
+
+def test_a_corrupt_results_file_and_an_out_that_is_a_file_are_one_line(tmp_path, capsys):
+    root = write_image_folder(tmp_path / "images")
+    results = tmp_path / "report" / "proposed" / "seed0" / "results.json"
+    results.parent.mkdir(parents=True)
+    for text, why in (('{"config": {"epochs": 1', "Expecting"), ("[1, 2]", "no config, history in it")):
+        results.write_text(text)
+        with pytest.raises(SystemExit, match=rf"^error: cannot read {re.escape(str(results))} \({why}.*\); delete its folder to train that seed again$"):
+            main(["report", str(root), "--out", str(tmp_path / "report"), "--report-only"])
+    (tmp_path / "notes.txt").write_text("")
+    for argv in (["folder", str(root)], ["report", str(root)]):
+        with pytest.raises(SystemExit):
+            main([*argv, "--out", str(tmp_path / "notes.txt")])
+        assert f"argument --out: {tmp_path / 'notes.txt'} is a file, not a folder" in capsys.readouterr().err

@@ -82,6 +82,26 @@ def test_bad_input_and_mixed_settings_are_refused_in_one_line(results, change, m
     assert message in str(exit_info.value) and "\n" not in str(exit_info.value)
 
 
+@pytest.mark.parametrize("name", ["compare.json", "runs/ppo/CartPole-v1/seed0/run.json", "runs/ppo/CartPole-v1/seed0/ppo/CartPole-v1_1/evaluations.npz"])
+def test_a_corrupt_record_is_one_line_naming_the_file(results, name):
+    path = results / name
+    saved = path.read_bytes()
+    path.write_bytes(saved[: len(saved) // 2])  # as a disk that filled up leaves it
+    try:
+        with pytest.raises(SystemExit, match=r"^error: cannot read .*; (.*: restore it, or use another --out|delete .* to run it again)$") as exit_info:
+            main([*TINY, "--out", str(results), "--report-only"])
+    finally:
+        path.write_bytes(saved)
+    assert str(path) in str(exit_info.value) and "\n" not in str(exit_info.value)
+
+
+def test_an_out_that_is_a_file_is_argparses_one_line(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(SystemExit):
+        main([*TINY, "--out", str(tmp_path / "notes.txt" / "compare")])
+    assert f"argument --out: {tmp_path / 'notes.txt'} is a file, not a folder" in capsys.readouterr().err
+
+
 def test_ray_runs_each_run_as_a_task(tmp_path):
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False)

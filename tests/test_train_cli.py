@@ -97,6 +97,47 @@ def test_an_option_the_policy_refuses_is_one_line(tmp_path):
                             ("dict(fan_out=3)", "unexpected keyword argument 'fan_out'")]:
         with pytest.raises(SystemExit, match=f"^error: ed_ppo on CartPole-v1: .*{re.escape(message)}"):
             main([*argv, "-params", f"policy_kwargs:{kwargs}"])
+    with pytest.raises(SystemExit, match=r"^error: np_ppo on CartPole-v1: NPPolicy: rule_kwargs estimator='exact' needs each example's loss"):
+        main([*argv[:1], "np_ppo", *argv[2:], "-params", "policy_kwargs:dict(rule_kwargs=dict(estimator='exact'))"])
+
+
+@pytest.mark.parametrize(
+    "hyperparam, message",
+    [
+        ("n_steps:0", "n_steps must be an integer >= 1, got 0"),
+        ("n_epochs:0", "n_epochs must be an integer >= 1, got 0"),  # SB3: an UnboundLocalError after the first rollout
+        ("n_envs:0", "n_envs must be an integer >= 1, got 0"),  # rl_zoo3: an IndexError
+        ("gamma:2", "gamma must be from 0 to 1, got 2"),  # SB3 trains on it
+        ("gae_lambda:-0.5", "gae_lambda must be from 0 to 1, got -0.5"),
+        ("clip_range:-1", "clip_range must be finite and > 0, got -1"),
+        ("max_grad_norm:0", "max_grad_norm must be > 0, got 0"),  # every update scaled to nothing
+        ("ent_coef:-1", "ent_coef must be finite and >= 0, got -1"),
+        ("learning_rate:'lin_-1e-3'", "learning_rate (a schedule, at its start) must be finite and > 0, got -0.001"),
+        ("batch_size:1", "`batch_size` must be greater than 1"),  # SB3's own assertion, as one line
+    ],
+)
+def test_a_hyperparameter_out_of_range_is_one_line_naming_it(hyperparam, message, tmp_path):
+    with pytest.raises(SystemExit, match=f"^error: ed_ppo on CartPole-v1: {re.escape(message)}"):
+        main(["--algo", "ed_ppo", "--env", "CartPole-v1", "-n", "64", "-f", str(tmp_path), "--hyperparams", hyperparam])
+    assert not list(tmp_path.glob("ed_ppo/*/CartPole-v1.zip"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["-n", "0"], "argument -n/--n-timesteps: must be > 0 (or -1, the default), got 0"),  # rl_zoo3: the config's budget
+        (["--log-interval", "0"], "argument --log-interval: must be > 0 (or -1, the default), got 0"),
+        (["--seed", str(2**32)], f"argument --seed: must be from 0 to 2**32 - 1 (or -1, the default), got {2**32}"),
+        (["--eval-episodes", "0"], "argument --eval-episodes: must be > 0, got 0"),
+        (["--hyperparams", "learning_rate:nan"], "argument --hyperparams: learning_rate:nan: NameError: name 'nan' is not defined"),
+        (["--hyperparams", "n_steps:"], "argument --hyperparams: n_steps:: SyntaxError"),
+    ],
+)
+def test_a_count_a_seed_or_an_unreadable_hyperparameter_is_argparses_one_line(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(tmp_path), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and err[-1].startswith(f"python -m sb3_ed.train: error: {message}")
 
 
 NON_FINITE = "the policy's parameters, outputs or value loss hold NaN or inf"

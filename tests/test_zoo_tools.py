@@ -36,6 +36,16 @@ def test_enjoy_without_the_model_it_asks_for_is_one_line(logs, argv, message):
     assert str(exit_info.value).startswith("error: " + message.format(logs=logs)) and "\n" not in str(exit_info.value)
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--n-envs", "0"], "argument --n-envs: must be > 0, got 0"), (["--seed", "-1"], "argument --seed: must be from 0 to 2**32 - 1, got -1")],
+)
+def test_enjoy_refuses_no_envs_and_a_seed_out_of_range_in_one_line(logs, argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        enjoy(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(logs), "--no-render", *argv])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
 def test_enjoy_refuses_a_model_of_another_algos_policy(logs, tmp_path):
     # a run of ed_ppo filed under ed_ppo_nondale: the saved config says dale networks
     (tmp_path / "ed_ppo_nondale").symlink_to(logs / "ed_ppo", target_is_directory=True)
