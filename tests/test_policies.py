@@ -49,6 +49,22 @@ def test_the_policy_network_learns_from_dL_dmean():
     torch.testing.assert_close(seen[0], -(actions - mean) / sigma2 / 5)
 
 
+def test_dfa_policy_starts_from_sb3s_mlp_policy_init():
+    # orthogonal weights: W W^T = gain^2 I over the smaller side; SB3's gains: sqrt(2) in the hidden
+    # layers, 0.01 for the action head and 1 for the value head, whose places the output layers take
+    policy = PPO(DFAPolicy, "CartPole-v1", seed=0).policy
+    for net, head_gain in ((policy.mlp_extractor.policy_net, 0.01), (policy.mlp_extractor.value_net, 1.0)):
+        linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+        assert [m.weight.shape for m in linears] == [(64, 4), (64, 64), (2 if net is policy.mlp_extractor.policy_net else 1, 64)]
+        for layer, gain in zip(linears, (2**0.5, 2**0.5, head_gain)):
+            w = layer.weight.double()
+            gram = w.T @ w if w.shape[0] > w.shape[1] else w @ w.T
+            torch.testing.assert_close(gram, gain**2 * torch.eye(len(gram), dtype=torch.double), atol=1e-6, rtol=0)
+            assert (layer.bias == 0).all()
+    # the dual-stream policies keep their own non-negative init: SB3's touches nn.Linear only
+    assert not any(isinstance(m, torch.nn.Linear) for m in PPO(EDPolicy, "CartPole-v1").policy.mlp_extractor.modules())
+
+
 @pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy, DaleBPPolicy, NPPolicy])
 def test_save_load_gives_identical_actions_and_feedback(policy, tmp_path):
     model = PPO(policy, "Pendulum-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0)
