@@ -38,7 +38,7 @@ import gymnasium as gym
 import numpy as np
 
 from .cli import output_folder, positive
-from .reporting import format_p, mean_std, plot_band, read_record, welch_p, welch_table
+from .reporting import decimals, format_p, mean_std, plot_band, read_record, welch_p, welch_table
 from .zoo import ED_ALGOS, zoo_config
 
 SETTINGS_FILE, RUN_FILE = "compare.json", "run.json"
@@ -272,6 +272,7 @@ def check_finding(finding: tuple, table: dict[str, list[dict]]) -> str | None:
     finals = {algo: [s["final"] for s in seeds] for algo, seeds in table.items()}
     if a not in finals or (b is not None and b not in finals):
         return None
+    d = decimals([v for values in finals.values() for v in values])
     if relation == "weakest":
         means = {algo: np.mean(v) for algo, v in finals.items()}
         others = sorted((m, algo) for algo, m in means.items() if algo != a)
@@ -281,8 +282,8 @@ def check_finding(finding: tuple, table: dict[str, list[dict]]) -> str | None:
         p = welch_p(finals[a], finals[runner_up])
         lowest = means[a] < others[0][0]
         verdict = TOO_FEW if math.isnan(p) else "reproduced" if lowest and p < SIGNIFICANCE else "not significant" if lowest else "not reproduced"
-        return (f"{task}: {describe(finding)} — **{verdict}**: {a} {np.mean(finals[a]):.0f}, "
-                f"next lowest {runner_up} {means[runner_up]:.0f} (Welch p {format_p(p)})")
+        return (f"{task}: {describe(finding)} — **{verdict}**: {a} {np.mean(finals[a]):.{d}f}, "
+                f"next lowest {runner_up} {means[runner_up]:.{d}f} (Welch p {format_p(p)})")
     p = welch_p(finals[a], finals[b])
     diff = np.mean(finals[a]) - np.mean(finals[b])
     significant = p < SIGNIFICANCE
@@ -293,8 +294,8 @@ def check_finding(finding: tuple, table: dict[str, list[dict]]) -> str | None:
     else:
         wanted = diff > 0 if relation == "beats" else diff < 0
         verdict = "reproduced" if wanted and significant else "not reproduced" if significant else "not significant"
-    return (f"{task}: {describe(finding)} — **{verdict}**: {np.mean(finals[a]):.0f} vs {np.mean(finals[b]):.0f} "
-            f"(difference {diff:+.0f}, Welch p {format_p(p)})")
+    return (f"{task}: {describe(finding)} — **{verdict}**: {np.mean(finals[a]):.{d}f} vs {np.mean(finals[b]):.{d}f} "
+            f"(difference {diff:+.{d}f}, Welch p {format_p(p)})")
 
 
 def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings: Settings, command: str, pending: list[Run] = ()) -> str:
@@ -312,17 +313,18 @@ def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings:
     fig, axes = plt.subplots(1, max(1, len(results)), figsize=(5 * max(1, len(results)), 4), squeeze=False)
     for (env, table), summary_ax in zip(results.items(), axes[0]):
         finals = {algo: [s["final"] for s in seeds] for algo, seeds in table.items()}
+        d = decimals([v for values in finals.values() for v in values])
         extra = {
-            "per seed": {algo: ", ".join(f"{s['final']:.0f}" for s in sorted(seeds, key=lambda s: s["seed"])) for algo, seeds in table.items()},
+            "per seed": {algo: ", ".join(f"{s['final']:.{d}f}" for s in sorted(seeds, key=lambda s: s["seed"])) for algo, seeds in table.items()},
             "wall time / run (min)": {algo: f"{np.mean([s['wall_time'] for s in seeds]) / 60:.0f}" for algo, seeds in table.items()},
             "env steps": {algo: f"{int(np.mean([s['env_steps'] for s in seeds])):,}" for algo, seeds in table.items()},
         }
         lines += [f"## {env}", ""]
         if BASELINE in finals:
-            lines.append(welch_table(finals, BASELINE, label="algo", value_name="final return", digits=0, extra=extra))
+            lines.append(welch_table(finals, BASELINE, label="algo", value_name="final return", digits=d, extra=extra))
         else:
             lines += ["| algo | final return (mean ± std) | per seed |", "| --- | --- | --- |"]
-            lines += [f"| {algo} | {mean_std(v, 0)} | {extra['per seed'][algo]} |" for algo, v in finals.items()]
+            lines += [f"| {algo} | {mean_std(v, d)} | {extra['per seed'][algo]} |" for algo, v in finals.items()]
         curve_file = f"learning_curves_{env}.png"
         lines += ["", f"![{env}]({curve_file})", ""]
         fig_env, ax = plt.subplots(figsize=(7, 4.5))

@@ -38,6 +38,16 @@ def welch_p(values: Sequence[float], baseline: Sequence[float]) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def decimals(values: Sequence[float], significant: int = 3) -> int:
+    """Decimals that show the largest of ``values`` with ``significant`` figures (at least 0): returns
+    in the thousands print whole, Craftax's returns of a few achievements keep their tenths
+    (rounding 2.9 and 3.4 to "3" would hide the difference a table is for)."""
+    largest = float(np.max(np.abs(values))) if len(values) else 0.0
+    if largest == 0 or not math.isfinite(largest):
+        return significant - 1
+    return max(0, significant - 1 - math.floor(math.log10(largest)))
+
+
 def mean_std(values: Sequence[float], digits: int) -> str:
     """``mean ± std`` (sample std; the mean alone for one value)."""
     a = np.asarray(values, dtype=float)

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from sb3_ed.compare import FINDINGS, check_finding, main
+from sb3_ed.reporting import decimals
 
 pytestmark = pytest.mark.medium
 
@@ -140,6 +141,16 @@ def test_findings_are_judged_by_welch_test():
     for finding, results in [(on_par, one_seed), (beats, one_seed), (weakest, {**table, "dfa_ppo": seeds(3)})]:
         line = check_finding(finding, results)
         assert "**not testable (Welch's test needs two or more seeds per algo, not all equal)**" in line and "Welch p n/a" in line
+
+
+def test_returns_keep_the_figures_that_tell_them_apart():
+    # Craftax's returns count achievements: 2.9 and 3.4 must not both print as "3"
+    assert [decimals(v) for v in ([4751, 5013], [-41, 559, 1943], [-41, -16], [2.9, 3.4], [0.0], [])] == [0, 0, 1, 2, 2, 2]
+    weakest = next(f for f in FINDINGS if f[1] == "weakest")
+    line = check_finding(weakest, {"dfa_ppo": seeds(2.9, 3.4, 3.0), "ed_ppo": seeds(3.1, 3.3, 3.2)})
+    assert "dfa_ppo 3.10, next lowest ed_ppo 3.20" in line
+    beats = ("Craftax", "beats", "ed_ppo", "dfa_ppo")
+    assert "3.20 vs 3.10 (difference +0.10," in check_finding(beats, {"dfa_ppo": seeds(2.9, 3.4, 3.0), "ed_ppo": seeds(3.1, 3.3, 3.2)})
 
 
 @pytest.mark.parametrize("flag, value", [("--steps", "-5"), ("--steps", "0"), ("--seeds", "0"), ("--eval-episodes", "0"), ("--jobs", "-1"), ("--threads", "x")])
