@@ -113,19 +113,17 @@ def _above_zero(value: float) -> bool:  # inf allowed: no clipping
 
 # hyperparameter -> (range test, what it must be, integer); SB3 takes values outside these without a
 # word (gamma 2, clip_range -1, max_grad_norm 0 train to nonsense) or fails deep inside (n_epochs 0)
+_COUNT = (positive_finite, "an integer >= 1", True)
+_FRACTION = (_unit_interval, "from 0 to 1", False)
+_POSITIVE = (positive_finite, "finite and > 0", False)
+_POSITIVE_OR_NONE = (positive_finite, "finite and > 0, or None", False)
+_NON_NEGATIVE = (non_negative_finite, "finite and >= 0", False)
 HYPERPARAM_RANGES: dict[str, tuple[Callable[[float], bool], str, bool]] = {
-    "n_envs": (positive_finite, "an integer >= 1", True),
-    "n_steps": (positive_finite, "an integer >= 1", True),
-    "batch_size": (positive_finite, "an integer >= 1", True),
-    "n_epochs": (positive_finite, "an integer >= 1", True),
-    "gamma": (_unit_interval, "from 0 to 1", False),
-    "gae_lambda": (_unit_interval, "from 0 to 1", False),
-    "learning_rate": (positive_finite, "finite and > 0", False),
-    "clip_range": (positive_finite, "finite and > 0", False),
-    "clip_range_vf": (positive_finite, "finite and > 0, or None", False),
-    "target_kl": (positive_finite, "finite and > 0, or None", False),
-    "ent_coef": (non_negative_finite, "finite and >= 0", False),
-    "vf_coef": (non_negative_finite, "finite and >= 0", False),
+    **dict.fromkeys(["n_envs", "n_steps", "batch_size", "n_epochs"], _COUNT),
+    **dict.fromkeys(["gamma", "gae_lambda"], _FRACTION),
+    **dict.fromkeys(["learning_rate", "clip_range"], _POSITIVE),
+    **dict.fromkeys(["clip_range_vf", "target_kl"], _POSITIVE_OR_NONE),
+    **dict.fromkeys(["ent_coef", "vf_coef"], _NON_NEGATIVE),
     "max_grad_norm": (_above_zero, "> 0", False),
 }
 
