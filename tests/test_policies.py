@@ -53,9 +53,9 @@ def test_dfa_policy_starts_from_sb3s_mlp_policy_init():
     # orthogonal weights: W W^T = gain^2 I over the smaller side; SB3's gains: sqrt(2) in the hidden
     # layers, 0.01 for the action head and 1 for the value head, whose places the output layers take
     policy = PPO(DFAPolicy, "CartPole-v1", seed=0).policy
-    for net, head_gain in ((policy.mlp_extractor.policy_net, 0.01), (policy.mlp_extractor.value_net, 1.0)):
+    for net, outputs, head_gain in ((policy.mlp_extractor.policy_net, 2, 0.01), (policy.mlp_extractor.value_net, 1, 1.0)):
         linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
-        assert [m.weight.shape for m in linears] == [(64, 4), (64, 64), (2 if net is policy.mlp_extractor.policy_net else 1, 64)]
+        assert [m.weight.shape for m in linears] == [(64, 4), (64, 64), (outputs, 64)]
         for layer, gain in zip(linears, (2**0.5, 2**0.5, head_gain)):
             w = layer.weight.double()
             gram = w.T @ w if w.shape[0] > w.shape[1] else w @ w.T
