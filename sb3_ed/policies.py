@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 from typing import Any
 
 import torch
@@ -19,7 +20,7 @@ from stable_baselines3.common.distributions import StateDependentNoiseDistributi
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from .checks import check_number, positive_finite
+from .checks import SEED_RANGE, check_flag, check_number, positive_finite
 from .layers import DEFAULT_FLOOR
 from .network import FeedbackNetwork, dale_mlp, mlp
 
@@ -32,6 +33,30 @@ def check_finite(features: torch.Tensor) -> None:
     # every rollout step and every minibatch passes here: the place to stop a silent divergence
     if not torch.isfinite(features).all():
         raise ValueError("NaN or inf in the observations (VecCheckNan can find the step that made them)")
+
+
+def split_architecture(net_arch) -> tuple[list[int], list[int]]:
+    """The hidden sizes of the policy and of the value network, from SB3's ``net_arch``: ``None``
+    (``[64, 64]`` for both), a list of sizes for both, or ``dict(pi=[...], vf=[...])`` (a missing
+    key: no hidden layer, as SB3's).
+
+    :raises ValueError: anything else (a bare number, a size that is not an integer >= 1, SB3's old
+        list-with-a-dict format, a key other than ``pi`` and ``vf``), naming ``net_arch``
+    """
+    if net_arch is None:
+        return [64, 64], [64, 64]
+    expected = "a list of hidden sizes (integers >= 1) or dict(pi=[...], vf=[...])"
+    if isinstance(net_arch, dict):
+        unknown = sorted(map(str, set(net_arch) - {"pi", "vf"}))
+        if unknown:
+            raise ValueError(f"net_arch: unknown key(s) {', '.join(unknown)}; it must be {expected}")
+        arches = [net_arch.get("pi", []), net_arch.get("vf", [])]
+    else:
+        arches = [net_arch, net_arch]
+    for arch in arches:
+        if not isinstance(arch, (list, tuple)) or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in arch):
+            raise ValueError(f"net_arch must be {expected}, got {net_arch!r}")
+    return list(arches[0]), list(arches[1])
 
 
 class DaleMlpExtractor(nn.Module):
@@ -96,14 +121,17 @@ class FeedbackPolicy(ActorCriticPolicy):
     :param output_scale: extra init scale of the policy network's output layer (default 0.01, as
         SB3's action head); dual-stream networks only, as are ``rms_norm``, ``widths``, the
         ``*_scale``, ``init``, ``bias_init``, ``centered``, ``floor`` and ``dale`` (DFAPolicy's
-        ``nn.Linear`` layers keep PyTorch's own init)
-    :param feedback_seed: seed of the rule's random feedback (DFA, np); the value network uses
-        ``feedback_seed + 1`` (default 0)
+        ``nn.Linear`` layers take ``ortho_init``'s gains instead)
+    :param feedback_seed: seed of the rule's random feedback (DFA, np), 0 to 2**32 - 2: the value
+        network uses ``feedback_seed + 1`` (default 0)
     :param rule_kwargs: options of the rule (e.g. ``dict(sigma=1e-3)`` for ``np``; default none)
     :raises ValueError: an activation the networks do not know, gSDE, (for direct rules) a
-        features extractor with trainable parameters, or a numeric option (``output_scale``,
-        ``exc_scale``, ``inh_scale``, ``widths``, ``floor``, ``feedback_seed``) that is not a
-        finite number in its range, or ``estimator='exact'`` for ``np`` (it needs per-example losses)
+        features extractor with trainable parameters, a numeric option (``output_scale``,
+        ``exc_scale``, ``inh_scale``, ``widths``, ``floor``, ``feedback_seed``, ``log_std_init``)
+        that is not a finite number in its range, a ``net_arch`` that is not a list of sizes >= 1
+        or ``dict(pi=[...], vf=[...])``, or ``estimator='exact'`` for ``np`` (it needs per-example
+        losses)
+    :raises TypeError: ``ortho_init`` (or another on/off option) not a bool, ``rule_kwargs`` not a dict
     """
 
     rule = "ed"
@@ -132,7 +160,14 @@ class FeedbackPolicy(ActorCriticPolicy):
         # builds no sigmoid that would name widths' range
         for option, value in (("output_scale", output_scale), ("exc_scale", exc_scale), ("inh_scale", inh_scale), ("widths", widths)):
             check_number(option, value, "> 0 and finite", positive_finite)
-        check_number("feedback_seed", feedback_seed, "an integer", integer=True)
+        # the value network's rule takes feedback_seed + 1, which must stay a seed too
+        check_number("feedback_seed", feedback_seed, "an integer from 0 to 2**32 - 2", lambda v: v >= 0 and v + 1 in SEED_RANGE, integer=True)
+        check_flag("ortho_init", ortho_init)
+        if rule_kwargs is not None and not isinstance(rule_kwargs, dict):
+            raise TypeError(f"{type(self).__name__}: rule_kwargs must be a dict of the rule's options, got {rule_kwargs!r}")
+        if "log_std_init" in kwargs:
+            check_number("log_std_init", kwargs["log_std_init"], "a finite number (the log of the Gaussian's initial std)")
+        split_architecture(kwargs.get("net_arch"))
         if self.rule == "np" and (rule_kwargs or {}).get("estimator") == "exact":
             raise ValueError(
                 f"{type(self).__name__}: rule_kwargs estimator='exact' needs each example's loss at the perturbed outputs, "
@@ -202,10 +237,7 @@ class FeedbackPolicy(ActorCriticPolicy):
                 f"{type(self).__name__}: the features extractor has trainable parameters, which only backprop "
                 f"could train; use a parameter-free one (the default FlattenExtractor) or DaleBPPolicy"
             )
-        if isinstance(self.net_arch, dict):
-            pi_arch, vf_arch = self.net_arch.get("pi", []), self.net_arch.get("vf", [])
-        else:
-            pi_arch = vf_arch = list(self.net_arch) if self.net_arch is not None else [64, 64]
+        pi_arch, vf_arch = split_architecture(self.net_arch)
         # the number of distribution parameters the policy network outputs (mean, or logits)
         head = self.action_dist.proba_distribution_net(latent_dim=1)
         out_features = (head[0] if isinstance(head, tuple) else head).out_features

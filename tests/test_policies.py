@@ -172,7 +172,7 @@ def test_what_the_rule_cannot_use_fails_at_construction():
             PPO(DFAPolicy, "Pendulum-v1", policy_kwargs=kwargs)
     # what rl_zoo3's --hyperparams hands over when the YAML quotes a number
     for kwargs, message in [({"output_scale": "0.01"}, "output_scale must be > 0 and finite, got '0.01'"),
-                            ({"feedback_seed": 1.5}, "feedback_seed must be an integer, got 1.5"),
+                            ({"feedback_seed": 1.5}, r"feedback_seed must be an integer from 0 to 2\*\*32 - 2, got 1.5"),
                             ({"exc_scale": "1"}, "exc_scale must be > 0 and finite, got '1'"),
                             ({"widths": True}, "widths must be > 0 and finite, got True"),
                             # the default ReLU network has no sigmoid: a width would be ignored
@@ -181,6 +181,30 @@ def test_what_the_rule_cannot_use_fails_at_construction():
             PPO(EDPolicy, "Pendulum-v1", policy_kwargs=kwargs)
     sigmoid = PPO(EDPolicy, "Pendulum-v1", policy_kwargs={"widths": 2.0, "activation_fn": "sigmoid"}).policy
     assert [m.width for m in sigmoid.modules() if isinstance(m, Sigmoid)] == [2.0] * 4  # two hidden layers, actor and critic
+
+
+@pytest.mark.parametrize("policy", [EDPolicy, DFAPolicy])
+def test_net_arch_and_the_other_sb3_options_are_checked_where_they_are_typed(policy):
+    # each of these built a network (or failed deep inside) without naming the option
+    for net_arch in ([0], [-4], [16.5], ["16"], 64, {"pi": 16, "vf": 16}, [16, {"pi": [8], "vf": [8]}]):
+        with pytest.raises(ValueError, match=r"net_arch must be a list of hidden sizes \(integers >= 1\) or dict"):
+            PPO(policy, "CartPole-v1", policy_kwargs={"net_arch": net_arch})
+    with pytest.raises(ValueError, match="net_arch: unknown key.s. Pi; it must be"):
+        PPO(policy, "CartPole-v1", policy_kwargs={"net_arch": {"Pi": [16], "vf": [16]}})
+    # "no" would have switched SB3's orthogonal init on
+    with pytest.raises(TypeError, match="ortho_init must be True or False, got 'no'"):
+        PPO(policy, "CartPole-v1", policy_kwargs={"ortho_init": "no"})
+    # the value network's rule takes feedback_seed + 1
+    with pytest.raises(ValueError, match=r"feedback_seed must be an integer from 0 to 2\*\*32 - 2, got 4294967295"):
+        PPO(policy, "CartPole-v1", policy_kwargs={"feedback_seed": 2**32 - 1})
+    for value in (float("nan"), float("inf"), "0.5"):
+        with pytest.raises(ValueError, match="log_std_init must be a finite number"):
+            PPO(policy, "Pendulum-v1", policy_kwargs={"log_std_init": value})
+    with pytest.raises(TypeError, match="rule_kwargs must be a dict of the rule's options, got 'x'"):
+        PPO(policy, "Pendulum-v1", policy_kwargs={"rule_kwargs": "x"})
+    # SB3's meaning of a missing key stays: no hidden layer in that network
+    model = PPO(policy, "CartPole-v1", policy_kwargs={"net_arch": {"pi": [8]}})
+    assert len(model.policy.mlp_extractor.policy_net.hidden) == 1 and len(model.policy.mlp_extractor.value_net.hidden) == 0
 
 
 def test_nan_observations_raise():
