@@ -40,8 +40,11 @@ seed = _number(int, lambda value: value in SEED_RANGE, "from 0 to 2**32 - 1", "s
 
 def output_folder(text: str) -> Path:
     """An argparse ``type``: a folder to write into, which need not exist yet. Refused with argparse's
-    one-line error where the path, or the nearest existing path above it, is a file (``mkdir``
+    one-line error where the path is empty, or where it, or the nearest existing path above it, is a file (``mkdir``
     would fail half-way, after the command had started) or a folder this user cannot write into."""
+    if not text.strip():
+        # Path("") is the current folder: an empty --out (an unset shell variable) would write there
+        raise argparse.ArgumentTypeError("an empty path; name the folder")
     path = Path(text)
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():

@@ -112,6 +112,13 @@ def check_grid(args: argparse.Namespace) -> list[Run]:
     from . import envs  # noqa: F401  (registers the JAX ids)
 
     algos = sorted(a for a in {*ED_ALGOS, "ppo", "ars", "a2c"} if zoo_config(a) is not None)
+    for flag, names in (("--envs", args.envs), ("--algos", args.algos)):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            # a name given twice would count each of its runs twice in the means and the p-values
+            sys.exit(f"error: {flag} names {', '.join(twice)} more than once")
+    if args.steps is not None and args.steps < args.eval_freq:
+        sys.exit(f"error: --steps {args.steps} < --eval-freq {args.eval_freq}: no evaluation would fall within a run, and its final return is the last evaluation's")
     for algo in args.algos:
         if algo not in algos:
             sys.exit(f"error: unknown algo {algo!r}; valid: {', '.join(algos)}")
@@ -124,11 +131,15 @@ def check_grid(args: argparse.Namespace) -> list[Run]:
         if algo not in args.algos or env not in args.envs:
             sys.exit(f"error: --skip {entry!r} is not one of the ALGO:ENV pairs asked for")
         skips.add((algo, env))
-    return [Run(a, e, s) for e in args.envs for a in args.algos if (a, e) not in skips for s in range(args.seeds)]
+    runs = [Run(a, e, s) for e in args.envs for a in args.algos if (a, e) not in skips for s in range(args.seeds)]
+    if not runs:
+        sys.exit("error: --skip leaves none of the ALGO:ENV pairs asked for")
+    return runs
 
 
-def check_settings(out: Path, settings: Settings) -> None:
-    """Keeps the settings of ``out``; exits naming the setting that differs from those it holds."""
+def check_settings(out: Path, settings: Settings, keep: bool = True) -> None:
+    """Keeps the settings of ``out`` (where ``keep``: a report-only call writes nothing); exits
+    naming the setting that differs from those it holds."""
     path = out / SETTINGS_FILE
     new = asdict(settings)
     new["hyperparams"] = list(new["hyperparams"])
@@ -137,7 +148,7 @@ def check_settings(out: Path, settings: Settings) -> None:
         for key, value in new.items():
             if old.get(key) != value:
                 sys.exit(f"error: {out} holds runs made with {key} {old.get(key)!r}, not {value!r}: use another --out or the same {key}")
-    else:
+    elif keep:
         out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(new, indent=1) + "\n")
 
@@ -364,13 +375,16 @@ def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings:
 def main(argv: list[str] | None = None) -> None:
     """Runs the comparison (what is not finished yet), then writes the report.
 
-    :raises SystemExit: an unknown env or algo, a results folder of other settings, ``--ray``
-        without Ray (each one line)
+    :raises SystemExit: an unknown env or algo, one named twice, a grid that ``--skip`` empties,
+        ``--steps`` below ``--eval-freq``, a results folder of other settings (or none, under
+        ``--report-only``), ``--ray`` without Ray (each one line)
     """
     args = parser().parse_args(argv)
     runs = check_grid(args)
     settings = Settings(args.steps, args.eval_freq, args.eval_episodes, tuple(args.hyperparams))
-    check_settings(args.out, settings)
+    if args.report_only and not (args.out / SETTINGS_FILE).is_file():
+        sys.exit(f"error: no finished runs in {args.out} yet (it holds no {SETTINGS_FILE})")
+    check_settings(args.out, settings, keep=not args.report_only)
     failures = [] if args.report_only else run_all(runs, args.out, settings, args)
     link_logs(runs, args.out)
     results = load_results(runs, args.out)

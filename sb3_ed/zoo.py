@@ -26,9 +26,10 @@ from rl_zoo3 import utils as zoo_utils
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import ALGOS
 from stable_baselines3 import PPO
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-from . import policies  # noqa: F401  (registers the policy names with PPO)
+from . import policies  # also registers the policy names with PPO
 from .checks import SEED_RANGE, check_number, non_negative_finite, positive_finite
 from .cli import output_folder
 from .envs import JAX_ENV_IDS, make_jax_vec_env
@@ -326,14 +327,18 @@ def check_trained_model(args: argparse.Namespace) -> None:
     if env_id in JAX_ENV_IDS and (hasattr(args, "output_folder") or not args.no_render):
         sys.exit(f"error: {env_id} is a vectorised JAX env, which does not render: enjoy it with --no-render")
     expected = _expected_policy(args.algo)
-    config = Path(log_path) / env_id / "config.yml"
-    if expected is None or not config.is_file():
+    if expected is None:
         return
-    saved = dict(yaml.unsafe_load(config.read_text()))
-    dale = _dale(saved.get("policy_kwargs"))
-    if (saved.get("policy"), dale) != expected:
+    # the model's own record, not the run's config.yml, which a copied or pruned run may lack
+    data, _, _ = load_from_zip_file(model_path, device="cpu")
+    policy = getattr(data.get("policy_class"), "__name__", None)
+    dale = _dale(data.get("policy_kwargs"))
+    # an SB3 algo (ppo) may train any of SB3's own policies (saved under class names such as
+    # ActorCriticPolicy), but none of this package's
+    wrong = (policy, dale) != expected if expected[0] in policies.POLICIES else policy in policies.POLICIES
+    if wrong:
         sys.exit(
-            f"error: {model_path} was trained with policy {saved.get('policy')}"
+            f"error: {model_path} was trained with policy {policy}"
             f"{'' if dale else ' (dale=False)'}, but --algo {args.algo} trains {expected[0]}"
             f"{'' if expected[1] else ' (dale=False)'}; pass the algo it was trained with"
         )

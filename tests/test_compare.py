@@ -72,6 +72,10 @@ def test_report_only_runs_nothing_and_says_what_is_unfinished(results, capsys):
         (["--steps", "512"], "holds runs made with steps 256, not 512"),
         (["--algos", "ed_ppq"], "unknown algo 'ed_ppq'; valid: "),
         (["--envs", "CartPole-v0x"], "unknown env 'CartPole-v0x'"),
+        # each of ppo's runs counted twice: n 4, and a p-value of 0.015 where two seeds give 0.21
+        (["--algos", "ppo"], "--algos names ppo more than once"),
+        # the runs trained, then the report found no evaluations.npz: a traceback
+        (["--eval-freq", "512"], "--steps 256 < --eval-freq 512: no evaluation would fall within a run"),
     ],
 )
 def test_bad_input_and_mixed_settings_are_refused_in_one_line(results, change, message):
@@ -81,6 +85,19 @@ def test_bad_input_and_mixed_settings_are_refused_in_one_line(results, change, m
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--out", str(results)])
     assert message in str(exit_info.value) and "\n" not in str(exit_info.value)
+
+
+def test_a_call_that_can_run_nothing_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "new"
+    with pytest.raises(SystemExit, match=r"^error: no finished runs in .*new yet \(it holds no compare.json\)$"):
+        main([*TINY, "--out", str(out), "--report-only"])
+    with pytest.raises(SystemExit, match="^error: --skip leaves none of the ALGO:ENV pairs asked for$"):
+        main([*TINY, "--out", str(out), "--skip", "ed_ppo:CartPole-v1", "ppo:CartPole-v1"])
+    assert not out.exists()  # no compare.json to lock the folder to settings that ran nothing
+    # an unset shell variable: Path("") is the current folder
+    with pytest.raises(SystemExit):
+        main([*TINY, "--out", ""])
+    assert "argument --out: an empty path; name the folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["compare.json", "runs/ppo/CartPole-v1/seed0/run.json", "runs/ppo/CartPole-v1/seed0/ppo/CartPole-v1_1/evaluations.npz"])

@@ -1,5 +1,7 @@
 """rl_zoo3's tools that take --algo, run through the package's entry points."""
 
+import shutil
+
 import pytest
 
 from sb3_ed.enjoy import main as enjoy
@@ -46,11 +48,22 @@ def test_enjoy_refuses_no_envs_and_a_seed_out_of_range_in_one_line(logs, argv, m
     assert exit_info.value.code == 2 and capsys.readouterr().err.strip().endswith(f"error: {message}")
 
 
-def test_enjoy_refuses_a_model_of_another_algos_policy(logs, tmp_path):
-    # a run of ed_ppo filed under ed_ppo_nondale: the saved config says dale networks
-    (tmp_path / "ed_ppo_nondale").symlink_to(logs / "ed_ppo", target_is_directory=True)
-    with pytest.raises(SystemExit, match=r"was trained with policy EDPolicy, but --algo ed_ppo_nondale trains EDPolicy \(dale=False\)"):
-        enjoy(["--algo", "ed_ppo_nondale", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render"])
+@pytest.mark.parametrize("algo, expected", [("ed_ppo_nondale", r"EDPolicy \(dale=False\)"), ("dfa_ppo", "DFAPolicy"), ("ppo", "MlpPolicy")])
+@pytest.mark.parametrize("with_config", [True, False])
+def test_enjoy_refuses_a_model_of_another_algos_policy(logs, tmp_path, algo, expected, with_config):
+    # a run of ed_ppo filed under another algo; the model itself says which policy it holds, also
+    # where the run's config.yml was not copied with it
+    shutil.copytree(logs / "ed_ppo", tmp_path / algo)
+    if not with_config:
+        shutil.rmtree(tmp_path / algo / "CartPole-v1_1" / "CartPole-v1")
+    with pytest.raises(SystemExit, match=rf"was trained with policy EDPolicy, but --algo {algo} trains {expected}; pass the algo"):
+        enjoy(["--algo", algo, "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render"])
+
+
+def test_enjoy_takes_sb3s_own_policy_under_ppo(tmp_path, capsys):
+    train(["--algo", "ppo", "--env", "CartPole-v1", "-f", str(tmp_path), *TINY])
+    enjoy(["--algo", "ppo", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render", "-n", "50"])
+    assert "Loading" in capsys.readouterr().out
 
 
 def test_the_ppo_family_configs_differ_only_in_policy_activation_and_dale():
