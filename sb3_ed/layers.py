@@ -97,8 +97,8 @@ class _DualStream(nn.Module):
             raise ValueError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
         if bias_init not in BIAS_INITS:
             raise ValueError(f"unknown bias_init {bias_init!r}; choose from {', '.join(BIAS_INITS)}")
-        if dale:
-            check_number("floor", floor, ">= 0 and finite", non_negative_finite)
+        # checked with dale=False too, where it has no use: a typed -1 would pass unnoticed
+        check_number("floor", floor, ">= 0 and finite", non_negative_finite)
         for name, scale in (("exc_scale", exc_scale), ("inh_scale", inh_scale)):
             check_number(name, scale, "> 0 and finite (a scale of the non-negative init)", positive_finite)
         if min(weight_shape[:2]) < 2:
@@ -253,7 +253,7 @@ _OPTIONS_DOC = """
         the gradient factors ("Centering neural network gradient factors", 1998). The output is
         unchanged. Applies when autograd records and the batch holds more than one sample (a
         single sample would have no deviation to learn from). Default False.
-    :raises ValueError: an unknown ``init`` or ``bias_init``; ``floor`` (with ``dale=True``),
+    :raises ValueError: an unknown ``init`` or ``bias_init``; ``floor``,
         ``exc_scale`` or ``inh_scale`` not a finite number in its range (a string or a bool
         included); in ``forward``, an input whose channel count does not fit ``shared_input``.
     :raises TypeError: the weight was parametrized (``torch.nn.utils.parametrize``): the floor cannot

@@ -239,8 +239,9 @@ def test_bad_construction_arguments():
         DualStreamConv2d(3, 0, 3)
     with pytest.raises(TypeError, match=r"unknown option 'centered': not the network's, nor one of the dfa rule's \(out_features, seed\)"):
         mlp(3, [4], 2, centered=True)
-    with pytest.raises(ValueError, match="floor"):
-        DualStreamLinear(2, 2, floor=-1.0)
+    for dale in (True, False):  # without Dale's sign constraint the floor has no use, but -1 is still a typo
+        with pytest.raises(ValueError, match="floor"):
+            DualStreamLinear(2, 2, floor=-1.0, dale=dale)
 
 
 @pytest.mark.parametrize("value", ["0.5", True, None, float("nan"), float("inf")])
