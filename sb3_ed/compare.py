@@ -325,9 +325,11 @@ def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings:
     for (env, table), summary_ax in zip(results.items(), axes[0]):
         finals = {algo: [s["final"] for s in seeds] for algo, seeds in table.items()}
         d = decimals([v for values in finals.values() for v in values])
+        minutes = {algo: np.mean([s["wall_time"] for s in seeds]) / 60 for algo, seeds in table.items()}
         extra = {
             "per seed": {algo: ", ".join(f"{s['final']:.{d}f}" for s in sorted(seeds, key=lambda s: s["seed"])) for algo, seeds in table.items()},
-            "wall time / run (min)": {algo: f"{np.mean([s['wall_time'] for s in seeds]) / 60:.0f}" for algo, seeds in table.items()},
+            # two figures: a tiny run's 0.1 minutes would print as 0
+            "wall time / run (min)": {algo: f"{m:.{decimals([m], 2)}f}" for algo, m in minutes.items()},
             "env steps": {algo: f"{int(np.mean([s['env_steps'] for s in seeds])):,}" for algo, seeds in table.items()},
         }
         lines += [f"## {env}", ""]

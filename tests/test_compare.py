@@ -34,6 +34,9 @@ def test_writes_the_table_curves_and_rl_zoo_layout(results):
             assert (run / "CartPole-v1" / "config.yml").is_file()
     record = json.loads((results / "runs" / "ed_ppo" / "CartPole-v1" / "seed1" / "run.json").read_text())
     assert record["env_steps"] == 256 and record["seed"] == 1 and record["wall_time"] > 0
+    # a run of seconds: its minutes keep two figures instead of printing as 0
+    minutes = [line.split("|")[7].strip() for line in text.splitlines() if line.startswith("| ed_ppo")]
+    assert float(minutes[0]) > 0, minutes
 
 
 def test_a_second_call_reuses_finished_runs_and_reruns_an_interrupted_one(results, capsys):
