@@ -195,7 +195,8 @@ class FeedbackPolicy(ActorCriticPolicy):
             defaults = inspect.signature(FeedbackPolicy.__init__).parameters
             # a reloaded model passes its saved rms_norm=False back
             given = {**self.network_kwargs, "rms_norm": rms_norm or None}
-            ignored = [k for k in DUAL_STREAM_ONLY if given[k] != defaults[k].default]
+            # by type too: dale=1 or rms_norm=0 equal the defaults, but were typed as options
+            ignored = [k for k in DUAL_STREAM_ONLY if type(given[k]) is not type(defaults[k].default) or given[k] != defaults[k].default]
             if ignored:
                 raise ValueError(
                     f"{type(self).__name__}: {', '.join(ignored)}: options of dual-stream networks only; its networks are "

@@ -167,7 +167,7 @@ def test_what_the_rule_cannot_use_fails_at_construction():
     with pytest.raises(ValueError, match="activation_fn"):
         PPO(EDPolicy, "Pendulum-v1", policy_kwargs={"activation_fn": torch.nn.ELU})
     # options of the Dale networks would be silently ignored by DFA's single-stream MLPs
-    for kwargs in ({"dale": False}, {"rms_norm": True}, {"centered": False, "output_scale": 1.0}):
+    for kwargs in ({"dale": False}, {"rms_norm": True}, {"centered": False, "output_scale": 1.0}, {"dale": 1}, {"centered": 1}):
         with pytest.raises(ValueError, match=f"DFAPolicy: {', '.join(kwargs)}: options of dual-stream networks only"):
             PPO(DFAPolicy, "Pendulum-v1", policy_kwargs=kwargs)
     # what rl_zoo3's --hyperparams hands over when the YAML quotes a number
