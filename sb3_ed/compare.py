@@ -336,8 +336,9 @@ def write_report(results: dict[str, dict[str, list[dict]]], out: Path, settings:
         if BASELINE in finals:
             lines.append(welch_table(finals, BASELINE, label="algo", value_name="final return", digits=d, extra=extra))
         else:
-            lines += ["| algo | final return (mean ± std) | per seed |", "| --- | --- | --- |"]
-            lines += [f"| {algo} | {mean_std(v, d)} | {extra['per seed'][algo]} |" for algo, v in finals.items()]
+            # no ED-PPO to test against: the same table without the Welch columns
+            lines += ["| algo | final return (mean ± std) | n | " + " | ".join(extra) + " |", "| --- " * (3 + len(extra)) + "|"]
+            lines += [f"| {algo} | {mean_std(v, d)} | {len(v)} | " + " | ".join(column[algo] for column in extra.values()) + " |" for algo, v in finals.items()]
         curve_file = f"learning_curves_{env}.png"
         lines += ["", f"![{env}]({curve_file})", ""]
         fig_env, ax = plt.subplots(figsize=(7, 4.5))

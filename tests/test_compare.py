@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sb3_ed.compare import FINDINGS, check_finding, main
+from sb3_ed.compare import FINDINGS, Settings, check_finding, main, write_report
 from sb3_ed.reporting import decimals
 
 pytestmark = pytest.mark.medium
@@ -181,3 +181,14 @@ def test_counts_and_budgets_must_be_positive(tmp_path, capsys, flag, value):
     assert exit_info.value.code == 2 and not list(tmp_path.iterdir())  # refused before anything was written
     expected = "invalid int value: 'x'" if value == "x" else f"must be finite and > 0, got {value}"
     assert f"argument {flag}: {expected}" in capsys.readouterr().err
+
+
+def test_a_table_without_ed_ppo_keeps_the_seed_count_wall_time_and_steps(tmp_path):
+    def seed(k, final):
+        return {"seed": k, "final": final, "wall_time": 90.0, "env_steps": 2048, "steps": [1024, 2048], "returns": [final / 2, final]}
+
+    results = {"CartPole-v1": {"ppo": [seed(0, 93.0), seed(1, 32.0)], "a2c": [seed(0, 50.0)]}}
+    text = write_report(results, tmp_path, Settings(2048, 1024, 2, ()), "python -m sb3_ed.compare ...")
+    assert "| algo | final return (mean ± std) | n | per seed | wall time / run (min) | env steps |" in text
+    assert "| ppo | 62.5 ± 43.1 | 2 | 93.0, 32.0 | 1.5 | 2,048 |" in text
+    assert "| a2c | 50.0 | 1 | 50.0 | 1.5 | 2,048 |" in text
