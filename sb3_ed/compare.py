@@ -137,9 +137,8 @@ def check_grid(args: argparse.Namespace) -> list[Run]:
     return runs
 
 
-def check_settings(out: Path, settings: Settings, keep: bool = True) -> None:
-    """Keeps the settings of ``out`` (where ``keep``: a report-only call writes nothing); exits
-    naming the setting that differs from those it holds."""
+def check_settings(out: Path, settings: Settings) -> None:
+    """Keeps the settings of ``out``; exits naming the setting that differs from those it holds."""
     path = out / SETTINGS_FILE
     new = asdict(settings)
     new["hyperparams"] = list(new["hyperparams"])
@@ -148,7 +147,7 @@ def check_settings(out: Path, settings: Settings, keep: bool = True) -> None:
         for key, value in new.items():
             if old.get(key) != value:
                 sys.exit(f"error: {out} holds runs made with {key} {old.get(key)!r}, not {value!r}: use another --out or the same {key}")
-    elif keep:
+    else:
         out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(new, indent=1) + "\n")
 
@@ -387,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(args.steps, args.eval_freq, args.eval_episodes, tuple(args.hyperparams))
     if args.report_only and not (args.out / SETTINGS_FILE).is_file():
         sys.exit(f"error: no finished runs in {args.out} yet (it holds no {SETTINGS_FILE})")
-    check_settings(args.out, settings, keep=not args.report_only)
+    check_settings(args.out, settings)
     failures = [] if args.report_only else run_all(runs, args.out, settings, args)
     link_logs(runs, args.out)
     results = load_results(runs, args.out)

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     """Runs ``python -m rl_zoo3.enjoy`` on ``argv`` (default: ``sys.argv[1:]``).
 
     :raises SystemExit: an unknown ``--env`` or ``--algo``, no trained model of ``--algo`` in the
-        folder, a model trained by another algorithm's policy, or a JAX env without ``--no-render``
+        folder, an unreadable model file, a model trained by another algorithm's policy, or a JAX env without ``--no-render``
         (each one line saying what was found and what was expected)
     """
     run_tool(rl_zoo3.enjoy.enjoy, argv, "python -m sb3_ed.enjoy")

@@ -14,6 +14,7 @@ import difflib
 import importlib
 import importlib.resources
 import sys
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from rl_zoo3 import utils as zoo_utils
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import ALGOS
 from stable_baselines3 import PPO
-from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.save_util import json_to_data
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from . import policies  # also registers the policy names with PPO
@@ -309,8 +310,8 @@ def _dale(policy_kwargs: dict | str | None) -> bool:
 
 def check_trained_model(args: argparse.Namespace) -> None:
     """For the tools that load a trained model (enjoy, record_video): exits with one line where
-    rl_zoo3 finds no model of ``--algo`` for ``--env`` under ``--folder``, or where the run's saved
-    config says it was trained by another algorithm's policy."""
+    rl_zoo3 finds no model of ``--algo`` for ``--env`` under ``--folder``, where the model file
+    cannot be read, or where the model says it was trained by another algorithm's policy."""
     env_id = str(getattr(args.env, "gym_id", args.env))
     if args.folder == "rl-trained-agents" and args.algo not in ED_ALGOS:
         return  # rl_zoo3 downloads the pretrained agents of its own algorithms into that folder
@@ -329,8 +330,13 @@ def check_trained_model(args: argparse.Namespace) -> None:
     expected = _expected_policy(args.algo)
     if expected is None:
         return
-    # the model's own record, not the run's config.yml, which a copied or pruned run may lack
-    data, _, _ = load_from_zip_file(model_path, device="cpu")
+    # the model's own record, not the run's config.yml, which a copied or pruned run may lack; its
+    # data entry alone: the tool loads the weights itself
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            data = json_to_data(archive.read("data").decode())
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as err:
+        sys.exit(f"error: cannot read the model {model_path} ({err}); train it again or pass another --exp-id")
     policy = getattr(data.get("policy_class"), "__name__", None)
     dale = _dale(data.get("policy_kwargs"))
     # an SB3 algo (ppo) may train any of SB3's own policies (saved under class names such as

@@ -60,6 +60,14 @@ def test_enjoy_refuses_a_model_of_another_algos_policy(logs, tmp_path, algo, exp
         enjoy(["--algo", algo, "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render"])
 
 
+def test_enjoy_on_a_corrupt_model_is_one_line(logs, tmp_path):
+    shutil.copytree(logs / "ed_ppo", tmp_path / "ed_ppo")
+    model = tmp_path / "ed_ppo" / "CartPole-v1_1" / "CartPole-v1.zip"
+    model.write_bytes(model.read_bytes()[:100])  # as a disk that filled up leaves it
+    with pytest.raises(SystemExit, match=rf"^error: cannot read the model {model} \(.*\); train it again or pass another --exp-id$"):
+        enjoy(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render"])
+
+
 def test_enjoy_takes_sb3s_own_policy_under_ppo(tmp_path, capsys):
     train(["--algo", "ppo", "--env", "CartPole-v1", "-f", str(tmp_path), *TINY])
     enjoy(["--algo", "ppo", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render", "-n", "50"])
