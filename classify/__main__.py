@@ -32,6 +32,12 @@ def rule_option(text: str) -> tuple[str, object]:
         return key, value
 
 
+def data_root(text: str) -> str:
+    """An argparse ``type``: :func:`~sb3_ed.cli.output_folder`'s checks (downloads, extracted archives
+    and the image cache are written there), the path kept as text, as the run's config records it."""
+    return str(output_folder(text))
+
+
 def common_arguments() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -45,7 +51,7 @@ def common_arguments() -> argparse.ArgumentParser:
     common.add_argument(
         "--lr", type=positive(float), default=DEFAULTS.lr, help="SGD learning rate, times each layer's multiplier (bp's hidden layers have larger ones: docs/classify.md) (default: %(default)s)"
     )
-    common.add_argument("--data-dir", default=DEFAULTS.data_dir, help="torchvision data root: downloads go here; offline, files already here are used (default: %(default)s)")
+    common.add_argument("--data-dir", type=data_root, default=DEFAULTS.data_dir, help="torchvision data root: downloads go here; offline, files already here are used (default: %(default)s)")
     common.add_argument("--device", choices=["auto", "cpu", "cuda"], default=DEFAULTS.device, help="auto: cuda when available (default: %(default)s)")
     common.add_argument("--train-subset", type=positive(int), default=0, metavar="N", help="train on N training images only, the same random N in every run (default: all)")
     common.add_argument("--tensorboard", type=output_folder, metavar="DIR", help="also log per-epoch scalars (accuracy, diagnostics) for TensorBoard under DIR")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,9 +125,10 @@ def _load_named(name: str, data_dir: Path, train: bool) -> Split:
         expected = ", ".join(file for file, _ in spec.files)
         archive = f" (or {spec.archive[0]} in {data_dir.resolve()})" if spec.archive else ""
         raise DataError(
-            f"{name} is not in {(data_dir / spec.folder).resolve()} and could not be downloaded "
-            f"({type(err).__name__}). Expected files there: {expected}{archive}. "
-            f"Get them from {spec.source} while online, or copy them in."
+            f"{name}: cannot load it from {(data_dir / spec.folder).resolve()}, nor download it "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no message'}). Expected files there: {expected}{archive}. "
+            f"Get them from {spec.source} while online, or copy them in; delete any file there that is truncated "
+            f"(torchvision extracts the archives again)."
         ) from err
     x = torch.as_tensor(ds.data)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
@@ -148,18 +150,39 @@ def image_root(dataset: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
         raise DataError(f"{path}: not a folder, nor an archive torchvision extracts ({', '.join(ARCHIVE_SUFFIXES)})")
     target = Path(data_dir) / short_name(str(path))
     done = target / ".extracted"
-    if not done.is_file():
-        shutil.rmtree(target, ignore_errors=True)  # a half-extracted folder from an interrupted run
+    # another archive of the same name, or this one made anew, must not reuse the old extraction
+    stat = path.stat()
+    source = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+    if not done.is_file() or done.read_text() != source:
+        shutil.rmtree(target, ignore_errors=True)  # a half-extracted folder, or another archive's
+        _check_members(path, target)
         try:
             extract_archive(str(path), str(target))
         except Exception as err:  # tarfile, zipfile and gzip each raise their own errors
             shutil.rmtree(target, ignore_errors=True)
             raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
-        done.write_text(str(path.resolve()))
+        done.write_text(source)
     entries = [p for p in target.iterdir() if not p.name.startswith(".")]
     if not (target / "train").is_dir() and len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return target
+
+
+def _check_members(path: Path, target: Path) -> None:
+    """Refuses a tar archive with an entry that would land outside ``target`` (an absolute path,
+    ``..``, a link pointing out) or that is no plain file, folder or inner link: torchvision extracts
+    tar files with no such filter on Python < 3.14. Zip files need none: zipfile drops ``..``."""
+    if path.name.endswith(".zip"):
+        return
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive:
+                try:
+                    tarfile.data_filter(member, str(target))
+                except tarfile.FilterError as err:
+                    raise DataError(f"{path}: refused to extract it ({err})") from err
+    except tarfile.TarError as err:
+        raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
 
 
 def _signature(files: list[tuple[str, int]], root: Path) -> str:
@@ -170,30 +193,62 @@ def _signature(files: list[tuple[str, int]], root: Path) -> str:
     return digest.hexdigest()[:20]
 
 
+# PIL modes of 8-bit grey images (kept as one channel) and of 8-bit colour ones (made RGB); the
+# 16- and 32-bit modes (I;16, I, F) are refused: np.asarray gives their raw values, and no scale
+# to [0, 1] is known for them
+GREY_MODES = ("1", "L", "LA")
+COLOUR_MODES = ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
 def _decode(path: str) -> torch.Tensor:
-    """``(C, H, W)`` uint8: grey images keep one channel, every other mode becomes RGB."""
+    """``(C, H, W)`` uint8: 8-bit grey images keep one channel, 8-bit colour ones become RGB.
+
+    :raises DataError: an image of more than 8 bits per channel
+    """
     with Image.open(path) as image:
-        pixels = np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))
+        if image.mode not in GREY_MODES + COLOUR_MODES:
+            raise DataError(f"{path}: a {image.mode} image (more than 8 bits per channel); convert it to 8-bit grey or RGB")
+        pixels = np.asarray(image.convert("L" if image.mode in GREY_MODES else "RGB"))
     tensor = torch.from_numpy(pixels.copy())
     return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1)
 
 
+def as_rgb(x: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)``: grey images ``(N, 1, H, W)`` with their channel repeated, as torchvision's
+    ImageFolder loader makes every image RGB; colour images as they are."""
+    return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
+
+
 def _decode_all(files: list[tuple[str, int]]) -> torch.Tensor:
-    images, shape = [], None
+    """``(N, C, H, W)`` uint8, all images of one size; grey ones among colour ones made RGB."""
+    images, size = [], None
     for path, _ in files:
         try:
             image = _decode(path)
         except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for unreadable, truncated files
             raise DataError(f"{path}: cannot decode this image ({err}); remove or replace it") from err
-        if shape is None:
-            shape, first = image.shape, path
-        elif image.shape != shape:
+        if size is None:
+            size, first = image.shape[1:], path
+        elif image.shape[1:] != size:
             raise DataError(
-                f"{path}: image of {tuple(image.shape)} (channels, height, width), but {first} is "
-                f"{tuple(shape)}: every image of a dataset must have one size (resize them first)"
+                f"{path}: image of {tuple(image.shape[1:])} (height, width), but {first} is "
+                f"{tuple(size)}: every image of a dataset must have one size (resize them first)"
             )
         images.append(image)
+    if len({image.shape[0] for image in images}) > 1:
+        images = [as_rgb(image[None])[0] for image in images]
     return torch.stack(images)
+
+
+def _check_unique(samples: list[tuple[str, int]], folder: Path) -> None:
+    """Refuses an image reached twice (torchvision follows symbolic links: a link to a folder
+    above made a loop that counted each image many times, under the wrong class too)."""
+    seen: dict[str, str] = {}
+    for path, _ in samples:
+        real = os.path.realpath(path)
+        if real in seen:
+            raise DataError(f"{folder}: {path} and {seen[real]} are one image (a symbolic link loop, or a linked copy): each image must be in the dataset once")
+        seen[real] = path
 
 
 def _load_folder(dataset: str, data_dir: Path, train: bool) -> Split:
@@ -206,6 +261,7 @@ def _load_folder(dataset: str, data_dir: Path, train: bool) -> Split:
         found = datasets.ImageFolder(str(folder), loader=lambda p: p)
     except FileNotFoundError as err:  # no class folders, or a class folder without images
         raise DataError(f"{folder}: {str(err).rstrip('.')}; expected {LAYOUT}, with images of {', '.join(IMG_EXTENSIONS)}") from err
+    _check_unique(found.samples, folder)
     cache = data_dir / ".cache" / f"{short_name(dataset)}-{split}-{_signature(found.samples, folder)}.pt"
     if cache.is_file():
         x = torch.load(cache)
@@ -242,6 +298,10 @@ def load_splits(dataset: str, data_dir: str | os.PathLike) -> tuple[Split, Split
     train, test = load(dataset, data_dir, True), load(dataset, data_dir, False)
     if train.classes != test.classes:
         raise DataError(f"{dataset}: train/ has classes {train.classes}, test/ has {test.classes}: they must be the same")
+    if len(train.classes) < 2:
+        raise DataError(f"{dataset}: one class ({train.classes[0]}); a classifier needs at least two")
+    if {train.x.shape[1], test.x.shape[1]} == {1, 3}:  # grey in one split, colour in the other
+        train, test = (Split(as_rgb(split.x), split.y, split.classes) for split in (train, test))
     if train.x.shape[1:] != test.x.shape[1:]:
         raise DataError(f"{dataset}: train images are {tuple(train.x.shape[1:])}, test images {tuple(test.x.shape[1:])}")
     return train, test

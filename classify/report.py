@@ -34,8 +34,11 @@ REPORT_ENTRIES = {
 
 def run_all(args: argparse.Namespace, out: Path) -> dict[str, list[dict]]:
     runs = {name: [] for name in REPORT_ENTRIES}
+    seeds = range(args.seeds)
+    if args.report_only:  # the seeds with folders only: --seeds may be far larger than what ran
+        seeds = sorted({int(p.name[4:]) for p in out.glob("*/seed*") if p.name[4:].isdigit() and int(p.name[4:]) < args.seeds})
     # seed by seed: a report stopped half-way has every entry at the seeds done so far
-    for seed in range(args.seeds):
+    for seed in seeds:
         for name, (rule, variant) in REPORT_ENTRIES.items():
             config = Config.from_args(args, rule=rule, variant=variant, seed=seed)
             folder = out / name / f"seed{seed}"
@@ -192,7 +195,8 @@ def plot_weights(runs, path: Path, variant: str = "proposed") -> None:
 
 def report(args: argparse.Namespace) -> None:
     out = args.out or Path("runs") / f"report_{short_name(args.dataset)}"
-    out.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        out.mkdir(parents=True, exist_ok=True)
     other = load_finished(args.compare_with) if args.compare_with else None
     runs = run_all(args, out)
     if "proposed" not in runs:

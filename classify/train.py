@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
 import math
 import pickle
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from sb3_ed.diagnostics import hidden_error_alignment, surrogate_gradients, weight_stats
 from sb3_ed.reporting import read_record
+from sb3_ed.rules import RULES
 
 from . import data, models
 
@@ -174,11 +176,16 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
 
     in_shape = tuple(x.shape[1:])
     arch_name = models.default_architecture(in_shape) if config.arch == "auto" else config.arch
+    # what classify itself gives the rule (the classes, --seed) is no option of the user's
+    options = [name for name in inspect.signature(RULES[config.rule].__init__).parameters if name not in ("self", "out_features", "seed")]
+    unknown = sorted(set(config.rule_options) - set(options))
+    if unknown:
+        raise data.DataError(f"--rule-option {', '.join(unknown)}: not an option of rule {config.rule} (its options: {', '.join(options) or 'none'})")
     try:
         net = models.build(arch_name, in_shape, len(train_set.classes), config.rule, config.variant, config.seed, **config.rule_options).to(device)
     except ValueError as err:  # the images do not fit the network, or a rule option is out of range
         raise data.DataError(f"{config.dataset}: {err}") from err
-    except TypeError as err:  # a rule option the rule does not take
+    except TypeError as err:  # a rule option of the wrong type (an on/off option given as "yes")
         raise data.DataError(f"--rule-option for rule {config.rule}: {err}") from err
     probe = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))[:256].to(device)
     models.data_init(net, x[probe])
@@ -217,6 +224,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         history, start_epoch, wall = state["history"], state["epoch"], state["wall_time"]
+        if start_epoch > config.epochs:
+            raise SystemExit(f"error: {out / CHECKPOINT} has {start_epoch} epochs done, more than --epochs {config.epochs}: give --epochs {start_epoch} or more")
         offset = state.get("offset", offset).to(device)  # checkpoints from before the offset: it starts at zero
     writer = None
     if tensorboard is not None:

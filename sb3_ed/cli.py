@@ -40,13 +40,18 @@ seed = _number(int, lambda value: value in SEED_RANGE, "from 0 to 2**32 - 1", "s
 
 def output_folder(text: str) -> Path:
     """An argparse ``type``: a folder to write into, which need not exist yet. Refused with argparse's
-    one-line error where the path is empty, or where it, or the nearest existing path above it, is a file (``mkdir``
-    would fail half-way, after the command had started) or a folder this user cannot write into."""
+    one-line error where the path is empty, or where it, or the nearest existing path above it, is a file or a
+    symbolic link that cannot be followed (``mkdir`` would fail half-way, after the command had started) or a
+    folder this user cannot write into."""
     if not text.strip():
         # Path("") is the current folder: an empty --out (an unset shell variable) would write there
         raise argparse.ArgumentTypeError("an empty path; name the folder")
     path = Path(text)
-    existing = next(p for p in (path, *path.parents) if p.exists())
+    existing = next(p for p in (path, *path.parents) if os.path.lexists(p))
+    try:
+        os.stat(existing)
+    except OSError as err:  # a broken symbolic link, or a loop of them: mkdir would fail on it
+        raise argparse.ArgumentTypeError(f"{existing}: a symbolic link that cannot be followed ({err.strerror})" + ("" if existing == path else f" (in {text})")) from None
     if not existing.is_dir():
         raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder" + ("" if existing == path else f" (in {text})"))
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -21,6 +21,7 @@ paper's qualitative findings checked one by one.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from rl_zoo3.utils import ALGOS
 
 from .cli import output_folder, positive
 from .reporting import decimals, format_p, mean_std, plot_band, read_record, welch_p, welch_table
@@ -122,6 +124,7 @@ def check_grid(args: argparse.Namespace) -> list[Run]:
     for algo in args.algos:
         if algo not in algos:
             sys.exit(f"error: unknown algo {algo!r}; valid: {', '.join(algos)}")
+    check_overrides(args.hyperparams, args.algos)
     for env in args.envs:
         if env not in gym.envs.registry:
             sys.exit(f"error: unknown env {env!r}; valid: registered gymnasium ids, e.g. HalfCheetah-v5, Ant-v5, Humanoid-v5, Craftax-Classic-Symbolic-v1")
@@ -137,19 +140,53 @@ def check_grid(args: argparse.Namespace) -> list[Run]:
     return runs
 
 
+def _comparable(key: str, value):
+    # overrides as rl_zoo3 applies them (the last of a key wins): another order, the same settings
+    return {k: v for k, _, v in (item.partition(":") for item in value or [])} if key == "hyperparams" else value
+
+
+# entries of a zoo config that rl_zoo3 takes out before it builds the model (the rest are the
+# algorithm's constructor arguments)
+ZOO_ONLY_KEYS = {"n_envs", "normalize", "monitor_kwargs", "env_kwargs", "frame_stack", "env_wrapper", "vec_env_wrapper", "callback", "noise_type", "noise_std"}
+
+
+def check_overrides(items: list[str], algos: list[str]) -> None:
+    """Exits with one line where a ``--hyperparams`` override would fail every run of the grid, one
+    by one after it started: not ``KEY:VALUE``, a value rl_zoo3 cannot read as Python, a key that is
+    neither a zoo entry nor an argument of an algo's constructor, or ``n_timesteps`` (the budget is
+    ``--steps``, which the evaluation schedule is checked against)."""
+    for item in items:
+        key, sep, value = item.partition(":")
+        if not sep or not key.isidentifier():
+            sys.exit(f"error: --hyperparams {item!r}: expected KEY:VALUE")
+        if key == "n_timesteps":
+            sys.exit("error: --hyperparams n_timesteps: give the budget as --steps")
+        try:
+            eval(value)  # as rl_zoo3 reads it
+        except Exception as err:
+            sys.exit(f"error: --hyperparams {item!r}: {type(err).__name__}: {err} (each VALUE is read as Python: 3e-4, 'lin_3e-4', dict(net_arch=[64]))")
+        for algo in algos:
+            model = {**ALGOS, **ED_ALGOS}[algo]
+            if key not in ZOO_ONLY_KEYS and key not in inspect.signature(model).parameters:
+                sys.exit(f"error: --hyperparams {key}: not a setting of {algo} ({model.__name__})")
+
+
 def check_settings(out: Path, settings: Settings) -> None:
-    """Keeps the settings of ``out``; exits naming the setting that differs from those it holds."""
+    """Keeps the settings of ``out``; exits naming the setting that differs from those it holds,
+    unless no run there has finished (then there is nothing to mix with, and the new ones are kept)."""
     path = out / SETTINGS_FILE
     new = asdict(settings)
     new["hyperparams"] = list(new["hyperparams"])
     if path.is_file():
         old = read_record(path, f"it records the settings of the runs in {out}: restore it, or use another --out")
-        for key, value in new.items():
-            if old.get(key) != value:
-                sys.exit(f"error: {out} holds runs made with {key} {old.get(key)!r}, not {value!r}: use another --out or the same {key}")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(new, indent=1) + "\n")
+        differ = [key for key, value in new.items() if _comparable(key, old.get(key)) != _comparable(key, value)]
+        if not differ:
+            return
+        if any(out.glob(f"runs/*/*/*/{RUN_FILE}")):
+            key = differ[0]
+            sys.exit(f"error: {out} holds runs made with {key} {old.get(key)!r}, not {new[key]!r}: use another --out or the same {key}")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(new, indent=1) + "\n")
 
 
 def train_argv(run: Run, out: Path, settings: Settings, threads: int) -> list[str]:
@@ -174,7 +211,10 @@ def execute(run: Run, out: Path, settings: Settings, threads: int) -> dict:
         code = subprocess.run([sys.executable, "-m", "sb3_ed.train", *train_argv(run, out, settings, threads)], stdout=log, stderr=subprocess.STDOUT, env=env).returncode
     if code != 0:
         raise RuntimeError(f"{run.algo} on {run.env}, seed {run.seed}: training failed (exit {code}); see {folder / 'train.log'}")
-    evaluations = np.load(run.zoo_folder(out) / "evaluations.npz")
+    try:
+        evaluations = np.load(run.zoo_folder(out) / "evaluations.npz")
+    except OSError as err:
+        raise RuntimeError(f"{run.algo} on {run.env}, seed {run.seed}: trained, but no evaluation was saved ({err}); see {folder / 'train.log'}") from err
     record = {**asdict(run), "wall_time": time.time() - started, "env_steps": int(evaluations["timesteps"][-1]), "threads": threads}
     (folder / RUN_FILE).write_text(json.dumps(record, indent=1) + "\n")
     return record

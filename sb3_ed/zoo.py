@@ -13,6 +13,7 @@ import contextlib
 import difflib
 import importlib
 import importlib.resources
+import shutil
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
@@ -164,6 +165,52 @@ def _diverged(model) -> bool:
     return not (values * values).isfinite().all()
 
 
+# rl_zoo3's schedule strings: "lin_<start value>" (it reads any "<word>_<value>" as linear)
+_SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf", "delta_std")
+
+
+def check_zoo_entries(hyperparams: dict[str, Any], algo: str, budget_given: bool) -> None:
+    """Refuses the entries of a zoo config (after ``--hyperparams``) that rl_zoo3 reads without a
+    check: a schedule string other than ``lin_<value>`` (read as linear whatever its word),
+    ``n_timesteps`` missing or not > 0 where ``-n`` does not set the budget (0 trained nothing and
+    saved the model), ``frame_stack`` below 1, ``normalize`` other than a bool, a dict or a
+    ``"dict(...)"`` string (2 counted as on; a bare word failed in ``eval``), and, for the
+    package's algorithms, a policy other than the one the algo trains (``policy: MlpPolicy`` under
+    ``ed_ppo`` trained plain PPO, saved as ed_ppo).
+
+    :param hyperparams: the entry of one env, before rl_zoo3's preprocessing
+    :param algo: the ``--algo`` id
+    :param budget_given: ``-n`` was given (it overrides ``n_timesteps``)
+    :raises ValueError: one line naming the entry, what it must be and the value
+    """
+    for key in _SCHEDULE_KEYS:
+        value = hyperparams.get(key)
+        if isinstance(value, str) and not value.startswith("lin_"):
+            raise ValueError(f"{key} must be a number or a linear schedule 'lin_<start value>', got {value!r}")
+    if not budget_given:
+        if "n_timesteps" not in hyperparams:
+            raise ValueError("the settings have no n_timesteps: add it or pass -n")
+        check_number("n_timesteps", hyperparams["n_timesteps"], "> 0", lambda v: v >= 1)
+    if "frame_stack" in hyperparams:
+        check_number("frame_stack", hyperparams["frame_stack"], "an integer >= 1", lambda v: v >= 1, integer=True)
+    normalize = hyperparams.get("normalize")
+    if isinstance(normalize, str):
+        try:
+            normalize = eval(normalize)  # as rl_zoo3 reads it
+        except Exception as err:
+            raise ValueError(f"normalize must be True, False or a 'dict(...)' of VecNormalize's options, got {hyperparams['normalize']!r} ({type(err).__name__}: {err})") from None
+    if normalize is not None and not isinstance(normalize, (bool, dict)):
+        raise ValueError(f"normalize must be True, False or a 'dict(...)' of VecNormalize's options, got {hyperparams['normalize']!r}")
+    expected = _expected_policy(algo) if algo in ED_ALGOS else None
+    if expected is not None:
+        found = (hyperparams.get("policy"), _dale(hyperparams.get("policy_kwargs")))
+        if found != expected:
+            raise ValueError(
+                f"policy {found[0]}{'' if found[1] else ' (dale=False)'}, but --algo {algo} trains {expected[0]}"
+                f"{'' if expected[1] else ' (dale=False)'}: use the algo of that policy (ppo for SB3's own)"
+            )
+
+
 class ZooExperimentManager(ExperimentManager):
     """rl_zoo3's ExperimentManager. For the ids of JAX simulators it builds their VecEnv (all envs in
     one jitted step) instead of ``n_envs`` gymnasium envs, then wraps it as rl_zoo3 would; it
@@ -172,10 +219,13 @@ class ZooExperimentManager(ExperimentManager):
     or a run that diverges, stops with one line instead of a traceback."""
 
     def setup_experiment(self):
+        existed = Path(self.save_path).exists()
         try:
             result = super().setup_experiment()
         except (ValueError, TypeError, AssertionError) as err:  # what the policies, rules, envs and SB3's own checks raise for a bad option
-            sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: {err}")
+            if not existed:  # a run folder without a model would be the newest run enjoy picks
+                shutil.rmtree(self.save_path, ignore_errors=True)
+            sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: {err or type(err).__name__}")
         if result is not None and self.continue_training:
             # -i loads whatever the zip holds: a DFA model would go on training, and be saved, as
             # ed_ppo. What this run's config (the zoo's or --conf-file's) trains:
@@ -205,7 +255,11 @@ class ZooExperimentManager(ExperimentManager):
         sys.exit(f"error: {self.algo} on {self.env_name.gym_id}: training diverged ({why}); lower learning_rate (now {model.lr_schedule(1.0):g} at the start)")
 
     def _preprocess_hyperparams(self, hyperparams: dict[str, Any]):
-        processed = super()._preprocess_hyperparams(hyperparams)
+        check_zoo_entries(hyperparams, self.algo, self.n_timesteps > 0)
+        try:
+            processed = super()._preprocess_hyperparams(hyperparams)
+        except (ImportError, AttributeError) as err:  # rl_zoo3 imports these names as they come
+            raise ValueError(f"{err} (policy, env_wrapper, vec_env_wrapper and callback name a class as 'module.Class')") from err
         check_hyperparams({**processed[0], "n_envs": self.n_envs})  # rl_zoo3 moved n_envs out of the dict
         return processed
 
@@ -261,10 +315,16 @@ def register() -> None:
 def make_test_env(env_id, n_envs: int = 1, **kwargs) -> VecEnv:
     """rl_zoo3's ``create_test_env`` (used by enjoy and record_video), which also builds the JAX
     simulators' ids: their VecEnv stands in for ``make_vec_env``'s gymnasium envs, the rest
-    (VecNormalize statistics, frame stacking, wrappers) is rl_zoo3's."""
+    (VecNormalize statistics, frame stacking, wrappers) is rl_zoo3's.
+
+    :raises SystemExit: the env refuses its ``env_kwargs`` (one line naming them)
+    """
     gym_id = getattr(env_id, "gym_id", env_id)
     if gym_id not in JAX_ENV_IDS:
-        return _CREATE_TEST_ENV(env_id, n_envs, **kwargs)
+        try:
+            return _CREATE_TEST_ENV(env_id, n_envs, **kwargs)
+        except (TypeError, ValueError) as err:  # what gym.make raises for env_kwargs the env refuses
+            sys.exit(f"error: cannot make {gym_id} with env_kwargs {kwargs.get('env_kwargs') or {}}: {err}")
 
     def jax_vec_env(_make_env, n_envs, monitor_dir=None, seed=0, env_kwargs=None, **_ignored):
         options = {k: v for k, v in (env_kwargs or {}).items() if k != "render_mode"}
@@ -322,8 +382,8 @@ def check_trained_model(args: argparse.Namespace) -> None:
             )
     except (AssertionError, ValueError) as err:
         folder = Path(args.folder)
-        others = sorted(p.parent.parent.name for p in folder.glob(f"*/{env_id}_*/{env_id}.zip")) if folder.is_dir() else []
-        found = f"runs of {env_id} there are by: {', '.join(dict.fromkeys(others))}" if others else f"no run of {env_id} there"
+        models = sorted(str(p.parent.relative_to(folder)) for p in folder.glob(f"*/{env_id}_*/{env_id}.zip")) if folder.is_dir() else []
+        found = f"models of {env_id} there: {', '.join(models)} (--algo ALGO --exp-id N picks ALGO/{env_id}_N)" if models else f"no model of {env_id} there"
         sys.exit(f"error: no trained {args.algo} model for {env_id} in {folder} ({err}); {found}")
     if env_id in JAX_ENV_IDS and (hasattr(args, "output_folder") or not args.no_render):
         sys.exit(f"error: {env_id} is a vectorised JAX env, which does not render: enjoy it with --no-render")
@@ -350,34 +410,66 @@ def check_trained_model(args: argparse.Namespace) -> None:
         )
 
 
-# rl_zoo3's count flags (train, enjoy, record_video): > 0, or the tool's default (-1: "the config's")
-_COUNT_FLAGS = ("n_timesteps", "log_interval", "n_envs", "eval_episodes", "n_eval_envs")
+_ABOVE_ZERO = ((lambda v: v > 0), "> 0", {})
+# rl_zoo3's count flags (train, enjoy, record_video, -optimize) -> (test, what it must be, the
+# special values it also takes); the tool's own default (-1: "the config's", None: "derived") is
+# allowed too. rl_zoo3 takes other values without a check: -n 0 is read as "the config's budget",
+# --log-interval 0 divides by zero, --n-trials 0 or --n-evaluations 0 fail after the setup
+_COUNT_FLAGS: dict[str, tuple[Callable[[int], bool], str, dict[int, str]]] = {
+    **dict.fromkeys(["n_timesteps", "n_envs", "eval_episodes", "n_eval_envs", "num_threads", "n_trials", "max_total_trials", "n_evaluations"], _ABOVE_ZERO),
+    "log_interval": (lambda v: v > 0, "> 0", {-2: "no logging"}),
+    "n_jobs": (lambda v: v > 0, "> 0", {-1: "one per CPU"}),
+    "seed": ((lambda v: v in SEED_RANGE), "from 0 to 2**32 - 1", {}),
+}
 # the folders the tools write into (train's -f and -tb, record_video's -o)
 _OUTPUT_FLAGS = ("log_folder", "tensorboard_log", "output_folder")
 
 
 def check_tool_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Refuses what rl_zoo3 takes without a check: ``-n 0`` (read as "the config's budget"),
-    ``--log-interval 0`` (SB3 divides by it), ``--n-envs 0``, a seed outside
-    :data:`~sb3_ed.checks.SEED_RANGE` (the tool's own default, e.g. ``-1``, stays allowed), and an
-    output folder that is a file or lies in one (:func:`~sb3_ed.cli.output_folder`).
+    """Refuses what rl_zoo3 takes without a check: the counts of :data:`_COUNT_FLAGS` out of range
+    (``-n 0``, ``--log-interval 0``, ``--n-envs 0``, ``--n-trials 0`` ...), a seed outside
+    :data:`~sb3_ed.checks.SEED_RANGE` (the tool's own default, e.g. ``-1``, stays allowed), a
+    ``--device`` torch does not know, and an output folder that is a file or lies in one
+    (:func:`~sb3_ed.cli.output_folder`).
 
     :raises SystemExit: argparse's one-line error naming the flag
     """
     flags = {action.dest: "/".join(action.option_strings) for action in parser._actions}
-    for dest in (*_COUNT_FLAGS, "seed"):
+    for dest, (ok, expected, specials) in _COUNT_FLAGS.items():
         value, default = getattr(args, dest, None), parser.get_default(dest)
-        ok, expected = ((lambda v: v in SEED_RANGE), "from 0 to 2**32 - 1") if dest == "seed" else ((lambda v: v > 0), "> 0")
-        if value is None or value == default or ok(value):
+        if value is None or value == default or value in specials or ok(value):
             continue
-        special = f" (or {default}, the default)" if default is not None and not ok(default) else ""
+        specials = {**specials, **({default: "the default"} if default is not None and not ok(default) else {})}
+        special = f" (or {', '.join(f'{k}: {v}' for k, v in sorted(specials.items()))})" if specials else ""
         parser.error(f"argument {flags[dest]}: must be {expected}{special}, got {value}")
+    if getattr(args, "device", "auto") != "auto":
+        try:
+            torch.device(args.device)
+        except RuntimeError:
+            parser.error(f"argument {flags['device']}: not a torch device: {args.device!r} (auto, cpu, cuda, cuda:0 ...)")
     for dest in _OUTPUT_FLAGS:
         if getattr(args, dest, None):
             try:
                 output_folder(getattr(args, dest))
             except argparse.ArgumentTypeError as err:
                 parser.error(f"argument {flags[dest]}: {err}")
+
+
+def check_conf_file(path: str, parser: argparse.ArgumentParser) -> None:
+    """Refuses a ``--conf-file`` that is missing, or a YAML one that does not parse into a mapping
+    of env ids (rl_zoo3 raised FileNotFoundError or yaml's ParserError).
+
+    :raises SystemExit: argparse's one-line error naming the file
+    """
+    if not Path(path).is_file():
+        parser.error(f"argument -conf/--conf-file: no such file: {path}")
+    if path.endswith((".yml", ".yaml")):
+        try:
+            entries = yaml.safe_load(Path(path).read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            parser.error(f"argument -conf/--conf-file: {path} is not valid YAML ({str(err).splitlines()[0]})")
+        if not isinstance(entries, dict):
+            parser.error(f"argument -conf/--conf-file: {path} holds no settings (expected env ids, each with its hyperparameters)")
 
 
 def complete_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
@@ -391,7 +483,9 @@ def complete_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     algo = getattr(args, "algo", "ppo")
     if hasattr(args, "env"):
         check_env_id(str(getattr(args.env, "gym_id", args.env)), algo)
-    if hasattr(args, "conf_file") and args.conf_file is None and zoo_config(algo) is not None:
+    if getattr(args, "conf_file", None) is not None:
+        check_conf_file(args.conf_file, parser)
+    elif hasattr(args, "conf_file") and zoo_config(algo) is not None:
         args.conf_file = str(zoo_config(algo))
     if getattr(args, "trial_id", None) is not None and not (args.storage and args.study_name):
         sys.exit("error: --trial-id needs --storage and --study-name (the Optuna study holding the trial)")

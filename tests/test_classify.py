@@ -2,6 +2,7 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_image_folder, write_mnist_format
@@ -224,6 +225,18 @@ def bad_folder(tmp_path, fault):
     elif fault == "empty class":
         for f in (root / "test" / "dog").iterdir():
             f.unlink()
+    elif fault == "16-bit image":  # np.asarray gave raw 16-bit values, made 255 by the RGB conversion
+        from PIL import Image
+
+        Image.fromarray(np.full((16, 16), 40000, dtype=np.uint16)).save(root / "train" / "cat" / "000.png")
+    elif fault == "symlink loop":  # torchvision follows links: each image was counted many times, under dog too
+        (root / "train" / "dog" / "up").symlink_to("..")
+    elif fault == "one class":
+        import shutil
+
+        for split in ("train", "test"):
+            for name in ("dog", "frog"):
+                shutil.rmtree(root / split / name)
     elif fault == "no class folders":
         import shutil
 
@@ -237,7 +250,10 @@ def bad_folder(tmp_path, fault):
     "fault, message",
     [
         ("corrupt image", r"pets/train/frog/001\.png: cannot decode this image"),
-        ("mixed sizes", r"pets/train/dog/002\.png: image of \(3, 16, 20\).*must have one size"),
+        ("mixed sizes", r"pets/train/dog/002\.png: image of \(16, 20\) \(height, width\).*must have one size"),
+        ("16-bit image", r"pets/train/cat/000\.png: a I;16 image \(more than 8 bits per channel\); convert it"),
+        ("symlink loop", r"pets/train: .* are one image \(a symbolic link loop, or a linked copy\)"),
+        ("one class", r"pets: one class \(cat\); a classifier needs at least two"),
         ("no test split", r"pets has no test/ folder; expected ROOT/train/<class>/<image> and ROOT/test/<class>/<image>"),
         ("empty class", r"pets/test: Found no valid file for the classes dog"),
         ("no class folders", r"pets/train: Couldn't find any class folder"),
@@ -286,7 +302,69 @@ def test_a_rule_option_the_rule_does_not_take_is_one_line(mnist_root, tmp_path, 
     argv = ["mnist", "--rule", "np", "--rule-option", "sigmaa=1", "--epochs", "1", "--data-dir", str(mnist_root), "--out", str(tmp_path)]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--rule-option for rule np" in err and "'sigmaa'" in err
+    assert err.count("\n") == 1 and "--rule-option sigmaa: not an option of rule np (its options: sigma, " in err
+    # what classify gives the rule itself is not the user's to set: ed takes no options of its own
+    assert main([*argv[:2], "ed", "--rule-option", "seed=1", *argv[5:]]) == 2
+    assert capsys.readouterr().err == "error: --rule-option seed: not an option of rule ed (its options: none)\n"
+
+
+def test_grey_and_colour_images_mixed_load_as_rgb(tmp_path):
+    from PIL import Image
+
+    root = write_image_folder(tmp_path / "pets")
+    Image.fromarray(np.full((16, 16), 77, dtype=np.uint8)).save(root / "train" / "cat" / "000.png")  # grey, mode L
+    split = data.load(str(root), tmp_path / "data", train=True)
+    assert split.x.shape == (24, 3, 16, 16)
+    # torchvision's RGB conversion of a grey image: its value in all three channels
+    torch.testing.assert_close(split.x[0], torch.full((3, 16, 16), 77 / 255))
+
+
+def test_a_tar_archive_with_an_entry_outside_its_folder_is_refused(tmp_path, capsys):
+    import io
+    import tarfile
+
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        entry = tarfile.TarInfo("../../escaped.txt")
+        entry.size = 3
+        tar.addfile(entry, io.BytesIO(b"bad"))
+    argv = ["folder", str(archive), "--data-dir", str(tmp_path / "deep" / "data"), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {archive}: refused to extract it (") and "outside the destination" in err and err.count("\n") == 1
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_another_archive_of_the_same_name_is_extracted_anew(tmp_path):
+    import shutil
+
+    for folder, classes in (("a", ("cat", "dog")), ("b", ("emu", "fox", "gnu"))):
+        write_image_folder(tmp_path / folder / "src" / "pets", classes=classes)
+        shutil.make_archive(str(tmp_path / folder / "pets"), "zip", root_dir=tmp_path / folder / "src", base_dir="pets")
+    assert data.load(str(tmp_path / "a" / "pets.zip"), tmp_path / "data", train=True).classes == ["cat", "dog"]
+    # the same name in data_dir: the second archive's classes, not the first one's extraction
+    assert data.load(str(tmp_path / "b" / "pets.zip"), tmp_path / "data", train=True).classes == ["emu", "fox", "gnu"]
+
+
+def test_a_data_dir_that_is_a_file_and_a_resume_with_fewer_epochs_are_one_line(tmp_path, capsys):
+    root = write_image_folder(tmp_path / "pets", per_class=(2, 1))
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(SystemExit):
+        main(["folder", str(root), "--data-dir", str(tmp_path / "notes.txt")])
+    assert f"argument --data-dir: {tmp_path / 'notes.txt'} is a file, not a folder" in capsys.readouterr().err
+    argv = ["folder", str(root), "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--no-progress", "--epochs"]
+    assert main([*argv, "2"]) == 0
+    with pytest.raises(SystemExit, match=r"has 2 epochs done, more than --epochs 1: give --epochs 2 or more$"):
+        main([*argv, "1", "--resume"])
+
+
+def test_report_only_reads_the_seeds_that_ran_however_many_are_asked_for(tmp_path):
+    root = write_image_folder(tmp_path / "pets", per_class=(2, 1))
+    out = tmp_path / "report"
+    # 10**9 seeds: one file check per seed and entry took hours; no run at all writes no folder
+    with pytest.raises(SystemExit, match="no finished run of proposed ED"):
+        main(["report", str(root), "--out", str(out), "--report-only", "--seeds", str(10**9)])
+    assert not out.exists()
 
 
 def test_centred_prediction_takes_out_the_shift_the_centred_loss_leaves_free():
@@ -479,3 +557,26 @@ def test_a_corrupt_results_file_and_an_out_that_is_a_file_are_one_line(tmp_path,
         with pytest.raises(SystemExit):
             main([*argv, "--out", str(tmp_path / "notes.txt")])
         assert f"argument --out: {tmp_path / 'notes.txt'} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_an_out_or_data_dir_through_a_broken_or_looping_link_is_argparses_one_line(tmp_path, capsys):
+    root = write_image_folder(tmp_path / "pets", per_class=(2, 1))
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    cases = [("--out", tmp_path / "dangling", f"{tmp_path / 'dangling'}: a symbolic link that cannot be followed (No such file or directory)"),
+             ("--data-dir", tmp_path / "loop" / "x", f"{tmp_path / 'loop'}: a symbolic link that cannot be followed (Too many levels of symbolic links) (in {tmp_path / 'loop' / 'x'})")]
+    for flag, path, message in cases:  # mkdir failed on them after the run had started: a traceback
+        with pytest.raises(SystemExit):
+            main(["folder", str(root), flag, str(path)])
+        assert f"argument {flag}: {message}" in capsys.readouterr().err
+
+
+def test_a_truncated_extracted_file_says_to_delete_it(tmp_path, capsys):
+    write_mnist_format(tmp_path / "MNIST" / "raw")
+    labels = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:12])
+    assert main(["mnist", "--data-dir", str(tmp_path), "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    # it said only "mnist is not in ... and could not be downloaded", with the files right there
+    assert err.startswith(f"error: mnist: cannot load it from {tmp_path / 'MNIST' / 'raw'}, nor download it (") and err.count("\n") == 1
+    assert "delete any file there that is truncated" in err

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sb3_ed.compare import FINDINGS, Settings, check_finding, main, write_report
+from sb3_ed.compare import FINDINGS, Settings, check_finding, check_settings, main, write_report
 from sb3_ed.reporting import decimals
 
 pytestmark = pytest.mark.medium
@@ -192,3 +192,38 @@ def test_a_table_without_ed_ppo_keeps_the_seed_count_wall_time_and_steps(tmp_pat
     assert "| algo | final return (mean ± std) | n | per seed | wall time / run (min) | env steps |" in text
     assert "| ppo | 62.5 ± 43.1 | 2 | 93.0, 32.0 | 1.5 | 2,048 |" in text
     assert "| a2c | 50.0 | 1 | 50.0 | 1.5 | 2,048 |" in text
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("foo:1", "--hyperparams foo: not a setting of ed_ppo (PPO)"),
+        ("n_epochs:2", "--hyperparams n_epochs: not a setting of ars (ARS)"),
+        # the budget check against --eval-freq reads --steps: n_timesteps:256 with the default
+        # --eval-freq trained every run, then found no evaluation
+        ("n_timesteps:256", "--hyperparams n_timesteps: give the budget as --steps"),
+        ("learning_rate:nan", "--hyperparams 'learning_rate:nan': NameError: name 'nan' is not defined"),
+        ("gamma", "--hyperparams 'gamma': expected KEY:VALUE"),
+    ],
+)
+def test_an_override_that_would_fail_every_run_is_refused_before_any(tmp_path, override, message):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--envs", "CartPole-v1", "--algos", "ed_ppo", "ars", "--steps", "256", "--eval-freq", "128", "--hyperparams", override, "--out", str(out)])
+    assert str(exit_info.value) == f"error: {message}" or str(exit_info.value).startswith(f"error: {message}")
+    assert not out.exists()
+
+
+def test_settings_are_compared_as_rl_zoo3_applies_them(results, tmp_path):
+    # the same overrides in another order: the same settings, not "runs made with other hyperparams"
+    report = (results / "report.md").read_text()
+    hyperparams = TINY.index("--hyperparams") + 1
+    reordered = [*TINY[:hyperparams], *reversed(TINY[hyperparams:])]
+    try:
+        main([*reordered, "--out", str(results), "--report-only"])
+    finally:
+        (results / "report.md").write_text(report)
+    # settings under which no run finished (every run failed) lock nothing: the new ones replace them
+    (tmp_path / "compare.json").write_text(json.dumps({"steps": 512, "eval_freq": 128, "eval_episodes": 2, "hyperparams": ["foo:1"]}))
+    check_settings(tmp_path, Settings(256, 128, 2, ("n_envs:1",)))
+    assert json.loads((tmp_path / "compare.json").read_text()) == {"steps": 256, "eval_freq": 128, "eval_episodes": 2, "hyperparams": ["n_envs:1"]}

@@ -396,7 +396,7 @@ def test_np_noise_leaves_the_clean_output_and_the_weight_update_unchanged():
 
 
 def test_np_bad_options_and_a_diverging_feedback_are_one_clear_error():
-    for option, value, expected in [("sigma", 0.0, "sigma must be finite and > 0"), ("beta", -1.0, "beta must be finite and >= 0"),
+    for option, value, expected in [("sigma", 0.0, "sigma must be > 0 and below 1e150"), ("sigma", 1e308, "sigma must be > 0 and below 1e150"), ("beta", -1.0, "beta must be finite and >= 0"),
                                     ("decay", 1.5, "decay must be in"), ("warmup", -2, "warmup must be an integer >= 0"),
                                     ("update", "newton", "update must be one of ridge, sgd")]:
         with pytest.raises(ValueError, match=f"np: {expected}"):
@@ -404,7 +404,7 @@ def test_np_bad_options_and_a_diverging_feedback_are_one_clear_error():
     with pytest.raises(TypeError, match="^np: normalize must be True or False, got 'no'$"):
         np_net(normalize="no")
     # what the CLI reads from --rule-option beta=abc, and values Python would take as numbers
-    for option, value, expected in [("beta", "abc", "beta must be finite and >= 0, got 'abc'"), ("sigma", True, "sigma must be finite and > 0, got True"),
+    for option, value, expected in [("beta", "abc", "beta must be finite and >= 0, got 'abc'"), ("sigma", True, "sigma must be > 0 and below 1e150, got True"),
                                     ("warmup", 2.5, "warmup must be an integer >= 0, got 2.5"), ("ridge", float("nan"), "ridge must be finite and > 0, got nan")]:
         with pytest.raises(ValueError, match=f"^np: {expected}$"):
             np_net(**{option: value})

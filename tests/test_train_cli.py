@@ -33,10 +33,39 @@ def test_every_form_argparse_accepts_trains_the_named_algo_on_its_zoo_settings(f
 @pytest.mark.parametrize("flag", ["--conf-file={}", "--conf={}", "-conf {}"], ids=["equals", "prefix", "short"])
 def test_a_users_conf_file_is_read_in_every_form(flag, tmp_path):
     mine = tmp_path / "mine.yml"
-    mine.write_text("CartPole-v1:\n  policy: 'DaleBPPolicy'\n  n_timesteps: 64\n  gamma: 0.5\n  policy_kwargs: 'dict(net_arch=[8])'\n")
+    mine.write_text("CartPole-v1:\n  policy: 'EDPolicy'\n  n_timesteps: 64\n  gamma: 0.5\n  policy_kwargs: 'dict(net_arch=[8])'\n")
     main(["--algo", "ed_ppo", "--env", "CartPole-v1", *flag.format(mine).split(), "-f", str(tmp_path), *TINY])
     config = saved_config(tmp_path, "ed_ppo", "CartPole-v1")
-    assert config["policy"] == "DaleBPPolicy" and config["gamma"] == 0.5
+    assert config["gamma"] == 0.5 and config["policy_kwargs"] == "dict(net_arch=[8])"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "argument -conf/--conf-file: no such file: {path}"),
+        ("CartPole-v1: [policy: x", "argument -conf/--conf-file: {path} is not valid YAML (while parsing a flow sequence)"),
+        ("just words", "argument -conf/--conf-file: {path} holds no settings (expected env ids, each with its hyperparameters)"),
+    ],
+    ids=["missing", "not_yaml", "not_a_mapping"],
+)
+def test_a_conf_file_that_is_missing_or_not_settings_is_argparses_one_line(text, message, tmp_path, capsys):
+    path = tmp_path / "mine.yml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--algo", "ed_ppo", "--env", "CartPole-v1", "-conf", str(path), "-f", str(tmp_path)])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].endswith(message.format(path=path))
+
+
+def test_a_conf_entry_without_a_budget_is_one_line(tmp_path):
+    mine = tmp_path / "mine.yml"
+    mine.write_text("CartPole-v1:\n  policy: 'EDPolicy'\n")
+    with pytest.raises(SystemExit, match="^error: ed_ppo on CartPole-v1: the settings have no n_timesteps: add it or pass -n$"):
+        main(["--algo", "ed_ppo", "--env", "CartPole-v1", "-conf", str(mine), "-f", str(tmp_path)])
+    # n_timesteps 0 trained nothing and saved the untrained model
+    with pytest.raises(SystemExit, match="^error: ed_ppo on CartPole-v1: n_timesteps must be > 0, got 0$"):
+        main(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(tmp_path), "--hyperparams", "n_timesteps:0"])
+    assert not list(tmp_path.glob("ed_ppo/*"))
 
 
 def cheap_ppo_space(monkeypatch):
@@ -114,21 +143,36 @@ def test_an_option_the_policy_refuses_is_one_line(tmp_path):
         ("ent_coef:-1", "ent_coef must be finite and >= 0, got -1"),
         ("learning_rate:'lin_-1e-3'", "learning_rate (a schedule, at its start) must be finite and > 0, got -0.001"),
         ("batch_size:1", "`batch_size` must be greater than 1"),  # SB3's own assertion, as one line
+        # rl_zoo3 read any "<word>_<value>" as a linear schedule
+        ("learning_rate:'const_1e-3'", "learning_rate must be a number or a linear schedule 'lin_<start value>', got 'const_1e-3'"),
+        ("frame_stack:0", "frame_stack must be an integer >= 1, got 0"),  # an AssertionError without a message
+        ("normalize:2", "normalize must be True, False or a 'dict(...)' of VecNormalize's options, got 2"),  # counted as on
+        ("normalize:'yes'", "normalize must be True, False or a 'dict(...)' of VecNormalize's options, got 'yes' (NameError"),
+        # plain PPO was trained and saved as ed_ppo
+        ("policy:'MlpPolicy'", "policy MlpPolicy, but --algo ed_ppo trains EDPolicy: use the algo of that policy (ppo for SB3's own)"),
+        ("policy_kwargs:dict(dale=False)", "policy EDPolicy (dale=False), but --algo ed_ppo trains EDPolicy: use the algo"),
+        ("env_wrapper:'nomodule.Wrapper'", "No module named 'nomodule' (policy, env_wrapper, vec_env_wrapper and callback name a class as 'module.Class')"),
     ],
 )
 def test_a_hyperparameter_out_of_range_is_one_line_naming_it(hyperparam, message, tmp_path):
     with pytest.raises(SystemExit, match=f"^error: ed_ppo on CartPole-v1: {re.escape(message)}"):
         main(["--algo", "ed_ppo", "--env", "CartPole-v1", "-n", "64", "-f", str(tmp_path), "--hyperparams", hyperparam])
-    assert not list(tmp_path.glob("ed_ppo/*/CartPole-v1.zip"))
+    # no run folder either: enjoy would pick it as the newest run, and find no model in it
+    assert not list(tmp_path.glob("ed_ppo/*"))
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["-n", "0"], "argument -n/--n-timesteps: must be > 0 (or -1, the default), got 0"),  # rl_zoo3: the config's budget
-        (["--log-interval", "0"], "argument --log-interval: must be > 0 (or -1, the default), got 0"),
-        (["--seed", str(2**32)], f"argument --seed: must be from 0 to 2**32 - 1 (or -1, the default), got {2**32}"),
+        (["-n", "0"], "argument -n/--n-timesteps: must be > 0 (or -1: the default), got 0"),  # rl_zoo3: the config's budget
+        (["--log-interval", "0"], "argument --log-interval: must be > 0 (or -2: no logging, -1: the default), got 0"),
+        (["--seed", str(2**32)], f"argument --seed: must be from 0 to 2**32 - 1 (or -1: the default), got {2**32}"),
         (["--eval-episodes", "0"], "argument --eval-episodes: must be > 0, got 0"),
+        (["--num-threads", "-3"], "argument --num-threads: must be > 0 (or -1: the default), got -3"),
+        (["-optimize", "--n-trials", "0"], "argument --n-trials: must be > 0, got 0"),  # Optuna: "No trials are completed yet"
+        (["-optimize", "--n-evaluations", "0"], "argument --n-evaluations: must be > 0, got 0"),  # a ZeroDivisionError
+        (["-optimize", "--n-jobs", "0"], "argument --n-jobs: must be > 0 (or -1: one per CPU), got 0"),
+        (["--device", "foo"], "argument --device: not a torch device: 'foo' (auto, cpu, cuda, cuda:0 ...)"),
         (["--hyperparams", "learning_rate:nan"], "argument --hyperparams: learning_rate:nan: NameError: name 'nan' is not defined"),
         (["--hyperparams", "n_steps:"], "argument --hyperparams: n_steps:: SyntaxError"),
     ],

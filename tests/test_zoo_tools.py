@@ -26,7 +26,8 @@ def test_enjoy_evaluates_a_trained_ed_ppo_model(logs, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--algo", "dfa_ppo"], "no trained dfa_ppo model for CartPole-v1 in {logs} (The {logs}/dfa_ppo folder was not found); runs of CartPole-v1 there are by: ed_ppo"),
+        (["--algo", "dfa_ppo"], "no trained dfa_ppo model for CartPole-v1 in {logs} (The {logs}/dfa_ppo folder was not found); "
+                                "models of CartPole-v1 there: ed_ppo/CartPole-v1_1 (--algo ALGO --exp-id N picks ALGO/CartPole-v1_N)"),
         (["--algo", "ed_ppo", "--load-best"], "no trained ed_ppo model for CartPole-v1 in {logs} (No model found for ed_ppo on CartPole-v1"),
         (["--algo", "ed_ppo", "--env", "CartPole-v2"], "unknown env 'CartPole-v2'"),
     ],
@@ -36,6 +37,11 @@ def test_enjoy_without_the_model_it_asks_for_is_one_line(logs, argv, message):
     with pytest.raises(SystemExit) as exit_info:
         enjoy(["--env", "CartPole-v1", *argv, "-f", str(logs), "--no-render"])
     assert str(exit_info.value).startswith("error: " + message.format(logs=logs)) and "\n" not in str(exit_info.value)
+
+
+def test_enjoy_with_env_kwargs_the_env_refuses_is_one_line(logs):
+    with pytest.raises(SystemExit, match=r"^error: cannot make CartPole-v1 with env_kwargs \{'foo': 1\}: .*'foo'"):
+        enjoy(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(logs), "--no-render", "--env-kwargs", "foo:1"])
 
 
 @pytest.mark.parametrize(

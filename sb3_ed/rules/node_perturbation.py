@@ -53,7 +53,7 @@ class NodePerturbation(DFA):
 
     :param out_features: the network's output dimension ``d``
     :param seed: seed of the initial ``B_l`` (as DFA's) and of the noise (default 0)
-    :param sigma: standard deviation of the noise, > 0, in units of the hidden activity (default 1e-3)
+    :param sigma: standard deviation of the noise, > 0 and below 1e150, in units of the hidden activity (default 1e-3)
     :param update: ``"ridge"`` or ``"sgd"`` (default ``"ridge"``)
     :param beta: learning rate of ``update="sgd"``, >= 0 (default 0.01)
     :param decay: forgetting factor of ``update="ridge"``'s sums, in (0, 1] (default 0.999)
@@ -87,7 +87,8 @@ class NodePerturbation(DFA):
         estimator: str = "first_order",
         normalize: bool = False,
     ):
-        check_number("np: sigma", sigma, "finite and > 0", positive_finite)
+        # the estimate divides by sigma**2, which must be a float too
+        check_number("np: sigma", sigma, "> 0 and below 1e150", lambda v: 0 < v < 1e150)
         check_number("np: beta", beta, "finite and >= 0", non_negative_finite)
         check_number("np: decay", decay, "in (0, 1]", lambda v: 0 < v <= 1)
         check_number("np: ridge", ridge, "finite and > 0", positive_finite)
