@@ -16,9 +16,11 @@ one, so that tests can run the real loading code on small files they write in th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,9 +157,11 @@ def image_root(dataset: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
     source = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
     if not done.is_file() or done.read_text() != source:
         shutil.rmtree(target, ignore_errors=True)  # a half-extracted folder, or another archive's
-        _check_members(path, target)
         try:
-            extract_archive(str(path), str(target))
+            with _tar_data_filter():
+                extract_archive(str(path), str(target))
+        except DataError:
+            raise
         except Exception as err:  # tarfile, zipfile and gzip each raise their own errors
             shutil.rmtree(target, ignore_errors=True)
             raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
@@ -168,21 +172,20 @@ def image_root(dataset: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
     return target
 
 
-def _check_members(path: Path, target: Path) -> None:
-    """Refuses a tar archive with an entry that would land outside ``target`` (an absolute path,
-    ``..``, a link pointing out) or that is no plain file, folder or inner link: torchvision extracts
-    tar files with no such filter on Python < 3.14. Zip files need none: zipfile drops ``..``."""
-    if path.name.endswith(".zip"):
-        return
+@contextlib.contextmanager
+def _tar_data_filter():
+    """Tar extraction with tarfile's ``data`` filter (each entry checked as it is written, so also
+    links that earlier entries made: no absolute path, ``..`` or link may land outside the folder,
+    no device files). torchvision extracts tar files with no filter on Python < 3.14, where such an
+    entry was written anywhere. Zip files need none: zipfile drops ``..`` and leading slashes."""
+    if not hasattr(tarfile, "data_filter"):  # Python < 3.10.12 / 3.11.4
+        raise DataError(f"extracting tar archives safely needs Python 3.10.12, 3.11.4 or newer (this is {sys.version.split()[0]}); extract it yourself and pass the folder")
+    saved = tarfile.TarFile.extraction_filter
+    tarfile.TarFile.extraction_filter = staticmethod(tarfile.data_filter)
     try:
-        with tarfile.open(path) as archive:
-            for member in archive:
-                try:
-                    tarfile.data_filter(member, str(target))
-                except tarfile.FilterError as err:
-                    raise DataError(f"{path}: refused to extract it ({err})") from err
-    except tarfile.TarError as err:
-        raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
+        yield
+    finally:
+        tarfile.TarFile.extraction_filter = saved
 
 
 def _signature(files: list[tuple[str, int]], root: Path) -> str:
@@ -241,14 +244,18 @@ def _decode_all(files: list[tuple[str, int]]) -> torch.Tensor:
 
 
 def _check_unique(samples: list[tuple[str, int]], folder: Path) -> None:
-    """Refuses an image reached twice (torchvision follows symbolic links: a link to a folder
-    above made a loop that counted each image many times, under the wrong class too)."""
-    seen: dict[str, str] = {}
+    """Refuses an image that cannot be read (a broken or looping symbolic link) and an image reached
+    twice (torchvision follows symbolic links: a link to a folder above made a loop that counted each
+    image many times, under the wrong class too; a linked copy, hard or symbolic, in two classes)."""
+    seen: dict[tuple[int, int], str] = {}
     for path, _ in samples:
-        real = os.path.realpath(path)
-        if real in seen:
-            raise DataError(f"{folder}: {path} and {seen[real]} are one image (a symbolic link loop, or a linked copy): each image must be in the dataset once")
-        seen[real] = path
+        try:
+            stat = os.stat(path)
+        except OSError as err:
+            raise DataError(f"{path}: cannot read it ({err.strerror}); remove or replace it") from err
+        if (stat.st_dev, stat.st_ino) in seen:
+            raise DataError(f"{folder}: {path} and {seen[stat.st_dev, stat.st_ino]} are one image (a symbolic link loop, or a linked copy): each image must be in the dataset once")
+        seen[stat.st_dev, stat.st_ino] = path
 
 
 def _load_folder(dataset: str, data_dir: Path, train: bool) -> Split:

@@ -37,11 +37,14 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import yaml
+from rl_zoo3 import utils as zoo_utils
+from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import ALGOS
 
 from .cli import output_folder, positive
 from .reporting import decimals, format_p, mean_std, plot_band, read_record, welch_p, welch_table
-from .zoo import ED_ALGOS, zoo_config
+from .zoo import ED_ALGOS, check_hyperparams, check_zoo_entries, zoo_config
 
 SETTINGS_FILE, RUN_FILE = "compare.json", "run.json"
 BASELINE = "ed_ppo"
@@ -124,7 +127,7 @@ def check_grid(args: argparse.Namespace) -> list[Run]:
     for algo in args.algos:
         if algo not in algos:
             sys.exit(f"error: unknown algo {algo!r}; valid: {', '.join(algos)}")
-    check_overrides(args.hyperparams, args.algos)
+    check_overrides(args.hyperparams, args.algos, args.envs)
     for env in args.envs:
         if env not in gym.envs.registry:
             sys.exit(f"error: unknown env {env!r}; valid: registered gymnasium ids, e.g. HalfCheetah-v5, Ant-v5, Humanoid-v5, Craftax-Classic-Symbolic-v1")
@@ -150,11 +153,14 @@ def _comparable(key: str, value):
 ZOO_ONLY_KEYS = {"n_envs", "normalize", "monitor_kwargs", "env_kwargs", "frame_stack", "env_wrapper", "vec_env_wrapper", "callback", "noise_type", "noise_std"}
 
 
-def check_overrides(items: list[str], algos: list[str]) -> None:
+def check_overrides(items: list[str], algos: list[str], envs: list[str]) -> None:
     """Exits with one line where a ``--hyperparams`` override would fail every run of the grid, one
     by one after it started: not ``KEY:VALUE``, a value rl_zoo3 cannot read as Python, a key that is
-    neither a zoo entry nor an argument of an algo's constructor, or ``n_timesteps`` (the budget is
-    ``--steps``, which the evaluation schedule is checked against)."""
+    neither a zoo entry nor an argument of an algo's constructor, ``n_timesteps`` (the budget is
+    ``--steps``, which the evaluation schedule is checked against), or a value the trainer refuses
+    in an algo's zoo entry of an env (:func:`~sb3_ed.zoo.check_zoo_entries`,
+    :func:`~sb3_ed.zoo.check_hyperparams`, the names of wrappers and callbacks)."""
+    overrides = {}
     for item in items:
         key, sep, value = item.partition(":")
         if not sep or not key.isidentifier():
@@ -162,13 +168,27 @@ def check_overrides(items: list[str], algos: list[str]) -> None:
         if key == "n_timesteps":
             sys.exit("error: --hyperparams n_timesteps: give the budget as --steps")
         try:
-            eval(value)  # as rl_zoo3 reads it
+            overrides[key] = eval(value)  # as rl_zoo3 reads it
         except Exception as err:
             sys.exit(f"error: --hyperparams {item!r}: {type(err).__name__}: {err} (each VALUE is read as Python: 3e-4, 'lin_3e-4', dict(net_arch=[64]))")
         for algo in algos:
             model = {**ALGOS, **ED_ALGOS}[algo]
             if key not in ZOO_ONLY_KEYS and key not in inspect.signature(model).parameters:
                 sys.exit(f"error: --hyperparams {key}: not a setting of {algo} ({model.__name__})")
+    if not overrides:
+        return
+    for algo in algos:
+        entries = yaml.safe_load(zoo_config(algo).read_text())
+        for env in envs:
+            entry = {**entries.get(env, entries["default"]), **overrides}
+            try:
+                check_zoo_entries(entry, algo, budget_given=True)
+                check_hyperparams({**ExperimentManager._preprocess_schedules(dict(entry)), "n_envs": entry.get("n_envs", 1)})
+                for key in ("env_wrapper", "vec_env_wrapper"):
+                    zoo_utils.get_wrapper_class(entry, key)
+                zoo_utils.get_callback_list(entry)
+            except (ValueError, TypeError, ImportError, AttributeError) as err:
+                sys.exit(f"error: --hyperparams for {algo} on {env}: {err}")
 
 
 def check_settings(out: Path, settings: Settings) -> None:

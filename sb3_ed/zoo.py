@@ -201,6 +201,9 @@ def check_zoo_entries(hyperparams: dict[str, Any], algo: str, budget_given: bool
             raise ValueError(f"normalize must be True, False or a 'dict(...)' of VecNormalize's options, got {hyperparams['normalize']!r} ({type(err).__name__}: {err})") from None
     if normalize is not None and not isinstance(normalize, (bool, dict)):
         raise ValueError(f"normalize must be True, False or a 'dict(...)' of VecNormalize's options, got {hyperparams['normalize']!r}")
+    kwargs = hyperparams.get("policy_kwargs")
+    if kwargs is not None and not isinstance(kwargs, (dict, str)):
+        raise ValueError(f"policy_kwargs must be a dict, or a 'dict(...)' string, got {kwargs!r}")
     expected = _expected_policy(algo) if algo in ED_ALGOS else None
     if expected is not None:
         found = (hyperparams.get("policy"), _dale(hyperparams.get("policy_kwargs")))
@@ -455,21 +458,31 @@ def check_tool_arguments(args: argparse.Namespace, parser: argparse.ArgumentPars
                 parser.error(f"argument {flags[dest]}: {err}")
 
 
-def check_conf_file(path: str, parser: argparse.ArgumentParser) -> None:
-    """Refuses a ``--conf-file`` that is missing, or a YAML one that does not parse into a mapping
-    of env ids (rl_zoo3 raised FileNotFoundError or yaml's ParserError).
+def check_conf_file(conf: str, parser: argparse.ArgumentParser) -> None:
+    """Refuses a ``--conf-file`` that rl_zoo3 cannot read: a ``.yml`` / ``.yaml`` file that is missing
+    or does not parse into a mapping of env ids, or another name that is no importable Python module
+    with a ``hyperparams`` dict (rl_zoo3 imports such names; it raised FileNotFoundError, yaml's
+    ParserError or ModuleNotFoundError).
 
-    :raises SystemExit: argparse's one-line error naming the file
+    :raises SystemExit: argparse's one-line error naming the file or module
     """
-    if not Path(path).is_file():
-        parser.error(f"argument -conf/--conf-file: no such file: {path}")
-    if path.endswith((".yml", ".yaml")):
+    flag = "argument -conf/--conf-file"
+    if not conf.endswith((".yml", ".yaml")):
         try:
-            entries = yaml.safe_load(Path(path).read_text())
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            parser.error(f"argument -conf/--conf-file: {path} is not valid YAML ({str(err).splitlines()[0]})")
-        if not isinstance(entries, dict):
-            parser.error(f"argument -conf/--conf-file: {path} holds no settings (expected env ids, each with its hyperparameters)")
+            module = importlib.import_module(conf)
+        except Exception as err:
+            parser.error(f"{flag}: {conf} is neither a .yml/.yaml file nor a Python module that imports ({type(err).__name__}: {err})")
+        if not isinstance(getattr(module, "hyperparams", None), dict):
+            parser.error(f"{flag}: module {conf} has no hyperparams dict (rl_zoo3 reads its settings from it)")
+        return
+    if not Path(conf).is_file():
+        parser.error(f"{flag}: no such file: {conf}")
+    try:
+        entries = yaml.safe_load(Path(conf).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        parser.error(f"{flag}: {conf} is not valid YAML ({str(err).splitlines()[0]})")
+    if not isinstance(entries, dict):
+        parser.error(f"{flag}: {conf} holds no settings (expected env ids, each with its hyperparameters)")
 
 
 def complete_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
@@ -483,6 +496,9 @@ def complete_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     algo = getattr(args, "algo", "ppo")
     if hasattr(args, "env"):
         check_env_id(str(getattr(args.env, "gym_id", args.env)), algo)
+    agent = getattr(args, "trained_agent", "")
+    if agent and not (agent.endswith(".zip") and Path(agent).is_file()):
+        parser.error(f"argument -i/--trained-agent: {agent} is not a model file (a .zip that train saved)")
     if getattr(args, "conf_file", None) is not None:
         check_conf_file(args.conf_file, parser)
     elif hasattr(args, "conf_file") and zoo_config(algo) is not None:

@@ -231,6 +231,10 @@ def bad_folder(tmp_path, fault):
         Image.fromarray(np.full((16, 16), 40000, dtype=np.uint16)).save(root / "train" / "cat" / "000.png")
     elif fault == "symlink loop":  # torchvision follows links: each image was counted many times, under dog too
         (root / "train" / "dog" / "up").symlink_to("..")
+    elif fault == "broken link":
+        (root / "train" / "cat" / "broken.png").symlink_to(root / "missing.png")
+    elif fault == "hard link":
+        (root / "train" / "dog" / "copy.png").hardlink_to(root / "train" / "cat" / "000.png")
     elif fault == "one class":
         import shutil
 
@@ -254,6 +258,8 @@ def bad_folder(tmp_path, fault):
         ("16-bit image", r"pets/train/cat/000\.png: a I;16 image \(more than 8 bits per channel\); convert it"),
         ("symlink loop", r"pets/train: .* are one image \(a symbolic link loop, or a linked copy\)"),
         ("one class", r"pets: one class \(cat\); a classifier needs at least two"),
+        ("broken link", r"pets/train/cat/broken\.png: cannot read it \(No such file or directory\)"),  # a traceback
+        ("hard link", r"pets/train: .*/(cat/000|dog/copy)\.png and .* are one image"),  # one image under two labels
         ("no test split", r"pets has no test/ folder; expected ROOT/train/<class>/<image> and ROOT/test/<class>/<image>"),
         ("empty class", r"pets/test: Found no valid file for the classes dog"),
         ("no class folders", r"pets/train: Couldn't find any class folder"),
@@ -319,20 +325,32 @@ def test_grey_and_colour_images_mixed_load_as_rgb(tmp_path):
     torch.testing.assert_close(split.x[0], torch.full((3, 16, 16), 77 / 255))
 
 
-def test_a_tar_archive_with_an_entry_outside_its_folder_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("shape", ["dotdot", "absolute", "link_chain"])
+def test_a_tar_archive_never_writes_outside_its_folder(tmp_path, capsys, shape):
     import io
     import tarfile
 
+    def link(name, target):
+        entry = tarfile.TarInfo(name)
+        entry.type, entry.linkname = tarfile.SYMTYPE, target
+        return entry
+
+    escaped = tmp_path / "escaped.txt"  # where each archive aims: two levels above the extraction
     archive = tmp_path / "evil.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        entry = tarfile.TarInfo("../../escaped.txt")
+        if shape == "link_chain":  # each link harmless alone; together they lead two levels up
+            for entry in (link("l1", "."), link("l1/l2", ".."), link("l2/l3", "..")):
+                tar.addfile(entry)
+        name = {"dotdot": "../../escaped.txt", "absolute": str(escaped), "link_chain": "l2/l3/escaped.txt"}[shape]
+        entry = tarfile.TarInfo(name)
         entry.size = 3
         tar.addfile(entry, io.BytesIO(b"bad"))
     argv = ["folder", str(archive), "--data-dir", str(tmp_path / "deep" / "data"), "--out", str(tmp_path / "out"), "--no-progress"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {archive}: refused to extract it (") and "outside the destination" in err and err.count("\n") == 1
-    assert not list(tmp_path.rglob("escaped.txt"))
+    # refused while extracting, or (an absolute name) written inside with its leading / dropped
+    assert err.startswith(f"error: {archive}: cannot extract it" if shape != "absolute" else "error: ") and err.count("\n") == 1, err
+    assert not escaped.exists() and not (tmp_path / "deep" / "escaped.txt").exists()
 
 
 def test_another_archive_of_the_same_name_is_extracted_anew(tmp_path):

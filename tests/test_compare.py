@@ -204,6 +204,10 @@ def test_a_table_without_ed_ppo_keeps_the_seed_count_wall_time_and_steps(tmp_pat
         ("n_timesteps:256", "--hyperparams n_timesteps: give the budget as --steps"),
         ("learning_rate:nan", "--hyperparams 'learning_rate:nan': NameError: name 'nan' is not defined"),
         ("gamma", "--hyperparams 'gamma': expected KEY:VALUE"),
+        # values the trainer refuses: each run failed on its own, after compare.json locked the folder
+        ("learning_rate:-1", "--hyperparams for ed_ppo on CartPole-v1: learning_rate must be finite and > 0, got -1"),
+        ("policy:'MlpPolicy'", "--hyperparams for ed_ppo on CartPole-v1: policy MlpPolicy, but --algo ed_ppo trains EDPolicy"),
+        ("env_wrapper:'nomodule.Wrapper'", "--hyperparams for ed_ppo on CartPole-v1: No module named 'nomodule'"),
     ],
 )
 def test_an_override_that_would_fail_every_run_is_refused_before_any(tmp_path, override, message):

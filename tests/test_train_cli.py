@@ -57,6 +57,16 @@ def test_a_conf_file_that_is_missing_or_not_settings_is_argparses_one_line(text,
     assert exit_info.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].endswith(message.format(path=path))
 
 
+def test_a_conf_module_that_does_not_import_and_a_missing_model_to_continue_are_argparses_one_line(tmp_path, capsys):
+    # rl_zoo3 imports a --conf-file not named .yml/.yaml as a Python module: a traceback
+    for argv, message in [(["-conf", "no_such_module"], "argument -conf/--conf-file: no_such_module is neither a .yml/.yaml file nor a Python module that imports (ModuleNotFoundError"),
+                          (["-conf", "json"], "argument -conf/--conf-file: module json has no hyperparams dict"),
+                          (["-i", str(tmp_path / "gone.zip")], f"argument -i/--trained-agent: {tmp_path / 'gone.zip'} is not a model file")]:  # rl_zoo3: an AssertionError
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(tmp_path), *argv])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_a_conf_entry_without_a_budget_is_one_line(tmp_path):
     mine = tmp_path / "mine.yml"
     mine.write_text("CartPole-v1:\n  policy: 'EDPolicy'\n")
@@ -151,6 +161,7 @@ def test_an_option_the_policy_refuses_is_one_line(tmp_path):
         # plain PPO was trained and saved as ed_ppo
         ("policy:'MlpPolicy'", "policy MlpPolicy, but --algo ed_ppo trains EDPolicy: use the algo of that policy (ppo for SB3's own)"),
         ("policy_kwargs:dict(dale=False)", "policy EDPolicy (dale=False), but --algo ed_ppo trains EDPolicy: use the algo"),
+        ("policy_kwargs:1", "policy_kwargs must be a dict, or a 'dict(...)' string, got 1"),
         ("env_wrapper:'nomodule.Wrapper'", "No module named 'nomodule' (policy, env_wrapper, vec_env_wrapper and callback name a class as 'module.Class')"),
     ],
 )

@@ -13,12 +13,13 @@ TINY = ["-n", "256", "--eval-freq", "-1", "--hyperparams", "n_envs:1", "n_steps:
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("logs")
-    train(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(folder), *TINY])
+    train(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(folder), "--seed", "0", *TINY])
     return folder
 
 
 def test_enjoy_evaluates_a_trained_ed_ppo_model(logs, capsys):
-    enjoy(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(logs), "--no-render", "-n", "300", "--deterministic"])
+    # 1000 steps: at least one whole episode (CartPole stops at 500), which the mean reward needs
+    enjoy(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(logs), "--no-render", "-n", "1000", "--deterministic"])
     out = capsys.readouterr().out
     assert f"Loading {logs / 'ed_ppo' / 'CartPole-v1_1' / 'CartPole-v1.zip'}" in out and "Mean reward" in out
 
