@@ -157,14 +157,12 @@ def image_root(dataset: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
     source = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
     if not done.is_file() or done.read_text() != source:
         shutil.rmtree(target, ignore_errors=True)  # a half-extracted folder, or another archive's
-        try:
-            with _tar_data_filter():
+        with _tar_data_filter():
+            try:
                 extract_archive(str(path), str(target))
-        except DataError:
-            raise
-        except Exception as err:  # tarfile, zipfile and gzip each raise their own errors
-            shutil.rmtree(target, ignore_errors=True)
-            raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
+            except Exception as err:  # tarfile, zipfile and gzip each raise their own errors
+                shutil.rmtree(target, ignore_errors=True)
+                raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
         done.write_text(source)
     entries = [p for p in target.iterdir() if not p.name.startswith(".")]
     if not (target / "train").is_dir() and len(entries) == 1 and entries[0].is_dir():
@@ -188,10 +186,9 @@ def _tar_data_filter():
         tarfile.TarFile.extraction_filter = saved
 
 
-def _signature(files: list[tuple[str, int]], root: Path) -> str:
+def _signature(files: list[tuple[str, int]], stats: list[os.stat_result], root: Path) -> str:
     digest = hashlib.sha1(str(root.resolve()).encode())
-    for path, _ in files:
-        stat = os.stat(path)
+    for (path, _), stat in zip(files, stats):
         digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
 
@@ -243,11 +240,12 @@ def _decode_all(files: list[tuple[str, int]]) -> torch.Tensor:
     return torch.stack(images)
 
 
-def _check_unique(samples: list[tuple[str, int]], folder: Path) -> None:
-    """Refuses an image that cannot be read (a broken or looping symbolic link) and an image reached
-    twice (torchvision follows symbolic links: a link to a folder above made a loop that counted each
-    image many times, under the wrong class too; a linked copy, hard or symbolic, in two classes)."""
-    seen: dict[tuple[int, int], str] = {}
+def _stat_images(samples: list[tuple[str, int]], folder: Path) -> list[os.stat_result]:
+    """Each image's ``os.stat``; refuses an image that cannot be read (a broken or looping symbolic
+    link) and an image reached twice (torchvision follows symbolic links: a link to a folder above
+    made a loop that counted each image many times, under the wrong class too; a linked copy, hard
+    or symbolic, in two classes)."""
+    stats, seen = [], {}
     for path, _ in samples:
         try:
             stat = os.stat(path)
@@ -256,6 +254,8 @@ def _check_unique(samples: list[tuple[str, int]], folder: Path) -> None:
         if (stat.st_dev, stat.st_ino) in seen:
             raise DataError(f"{folder}: {path} and {seen[stat.st_dev, stat.st_ino]} are one image (a symbolic link loop, or a linked copy): each image must be in the dataset once")
         seen[stat.st_dev, stat.st_ino] = path
+        stats.append(stat)
+    return stats
 
 
 def _load_folder(dataset: str, data_dir: Path, train: bool) -> Split:
@@ -268,8 +268,8 @@ def _load_folder(dataset: str, data_dir: Path, train: bool) -> Split:
         found = datasets.ImageFolder(str(folder), loader=lambda p: p)
     except FileNotFoundError as err:  # no class folders, or a class folder without images
         raise DataError(f"{folder}: {str(err).rstrip('.')}; expected {LAYOUT}, with images of {', '.join(IMG_EXTENSIONS)}") from err
-    _check_unique(found.samples, folder)
-    cache = data_dir / ".cache" / f"{short_name(dataset)}-{split}-{_signature(found.samples, folder)}.pt"
+    stats = _stat_images(found.samples, folder)
+    cache = data_dir / ".cache" / f"{short_name(dataset)}-{split}-{_signature(found.samples, stats, folder)}.pt"
     if cache.is_file():
         x = torch.load(cache)
     else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import json
 import math
 import pickle
@@ -18,7 +17,7 @@ from tqdm import tqdm
 
 from sb3_ed.diagnostics import hidden_error_alignment, surrogate_gradients, weight_stats
 from sb3_ed.reporting import read_record
-from sb3_ed.rules import RULES
+from sb3_ed.rules import rule_options
 
 from . import data, models
 
@@ -177,7 +176,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     in_shape = tuple(x.shape[1:])
     arch_name = models.default_architecture(in_shape) if config.arch == "auto" else config.arch
     # what classify itself gives the rule (the classes, --seed) is no option of the user's
-    options = [name for name in inspect.signature(RULES[config.rule].__init__).parameters if name not in ("self", "out_features", "seed")]
+    options = [name for name in rule_options(config.rule) if name not in ("out_features", "seed")]
     unknown = sorted(set(config.rule_options) - set(options))
     if unknown:
         raise data.DataError(f"--rule-option {', '.join(unknown)}: not an option of rule {config.rule} (its options: {', '.join(options) or 'none'})")

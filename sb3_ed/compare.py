@@ -37,14 +37,13 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import yaml
 from rl_zoo3 import utils as zoo_utils
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import ALGOS
 
 from .cli import output_folder, positive
 from .reporting import decimals, format_p, mean_std, plot_band, read_record, welch_p, welch_table
-from .zoo import ED_ALGOS, check_hyperparams, check_zoo_entries, zoo_config
+from .zoo import ED_ALGOS, check_hyperparams, check_zoo_entries, zoo_config, zoo_entry
 
 SETTINGS_FILE, RUN_FILE = "compare.json", "run.json"
 BASELINE = "ed_ppo"
@@ -178,9 +177,8 @@ def check_overrides(items: list[str], algos: list[str], envs: list[str]) -> None
     if not overrides:
         return
     for algo in algos:
-        entries = yaml.safe_load(zoo_config(algo).read_text())
         for env in envs:
-            entry = {**entries.get(env, entries["default"]), **overrides}
+            entry = {**zoo_entry(algo, env), **overrides}
             try:
                 check_zoo_entries(entry, algo, budget_given=True)
                 check_hyperparams({**ExperimentManager._preprocess_schedules(dict(entry)), "n_envs": entry.get("n_envs", 1)})

@@ -57,6 +57,19 @@ def zoo_config(algo: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def zoo_entry(algo: str, env_id: str) -> dict[str, Any]:
+    """The settings the package's zoo config of ``algo`` gives ``env_id``: its entry, or the
+    ``default`` one (as rl_zoo3 reads the package's files), before rl_zoo3's preprocessing.
+
+    :raises KeyError: ``algo`` has no zoo config
+    """
+    path = zoo_config(algo)
+    if path is None:
+        raise KeyError(f"no zoo config for algo {algo!r}")
+    entries = yaml.safe_load(path.read_text())
+    return entries.get(env_id, entries["default"])
+
+
 def zoo_ppo_settings(algo: str, env_id: str) -> tuple[int, dict[str, Any]]:
     """``(n_envs, PPO keyword arguments)`` of one entry of the package's zoo config of ``algo``, for
     scripts that build ``PPO`` themselves. Schedules such as ``lin_3e-4`` are read by rl_zoo3's own
@@ -358,10 +371,9 @@ def check_env_id(env_id: str, algo: str) -> None:
 
 def _expected_policy(algo: str) -> tuple[str, bool] | None:
     """``(policy class name, dale)`` that the package's zoo config of ``algo`` trains, if it has one."""
-    path = zoo_config(algo)
-    if path is None:
+    if zoo_config(algo) is None:
         return None
-    default = yaml.safe_load(path.read_text())["default"]
+    default = zoo_entry(algo, "default")
     return default["policy"], _dale(default.get("policy_kwargs"))
 
 
@@ -420,8 +432,8 @@ _ABOVE_ZERO = ((lambda v: v > 0), "> 0", {})
 # --log-interval 0 divides by zero, --n-trials 0 or --n-evaluations 0 fail after the setup
 _COUNT_FLAGS: dict[str, tuple[Callable[[int], bool], str, dict[int, str]]] = {
     **dict.fromkeys(["n_timesteps", "n_envs", "eval_episodes", "n_eval_envs", "num_threads", "n_trials", "max_total_trials", "n_evaluations"], _ABOVE_ZERO),
-    "log_interval": (lambda v: v > 0, "> 0", {-2: "no logging"}),
-    "n_jobs": (lambda v: v > 0, "> 0", {-1: "one per CPU"}),
+    "log_interval": (*_ABOVE_ZERO[:2], {-2: "no logging"}),
+    "n_jobs": (*_ABOVE_ZERO[:2], {-1: "one per CPU"}),
     "seed": ((lambda v: v in SEED_RANGE), "from 0 to 2**32 - 1", {}),
 }
 # the folders the tools write into (train's -f and -tb, record_video's -o)

@@ -13,13 +13,18 @@ from .node_perturbation import NodePerturbation
 RULES: dict[str, type[LearningRule]] = {rule.name: rule for rule in (ED, DFA, NodePerturbation, BP)}
 
 
+def rule_options(rule: str) -> list[str]:
+    """The keyword arguments of rule ``rule``'s constructor (a name of :data:`RULES`)."""
+    return [name for name in inspect.signature(RULES[rule].__init__).parameters if name != "self"]
+
+
 def make_rule(rule: str | LearningRule, **kwargs) -> LearningRule:
     """A rule instance from its name (``kwargs`` go to its constructor), or ``rule`` itself."""
     if isinstance(rule, LearningRule):
         return rule
     if rule not in RULES:
         raise ValueError(f"unknown learning rule {rule!r}; choose from {', '.join(RULES)}")
-    options = [name for name in inspect.signature(RULES[rule].__init__).parameters if name != "self"]
+    options = rule_options(rule)
     unknown = sorted(set(kwargs) - set(options))
     if unknown:
         # a network builder hands the rule every keyword it does not know itself
@@ -27,4 +32,4 @@ def make_rule(rule: str | LearningRule, **kwargs) -> LearningRule:
     return RULES[rule](**kwargs)
 
 
-__all__ = ["BP", "DFA", "ED", "RULES", "LearningRule", "NodePerturbation", "deliver_error", "make_rule"]
+__all__ = ["BP", "DFA", "ED", "RULES", "LearningRule", "NodePerturbation", "deliver_error", "make_rule", "rule_options"]
