@@ -143,11 +143,33 @@ def finished(results: dict) -> bool:
     return len(results.get("history", [])) == results["config"]["epochs"]
 
 
+def network_record(arch_name: str, rule: str) -> dict:
+    """The network a run of ``rule`` trains on architecture ``arch_name``, as ``results.json`` and
+    the checkpoint record it: the layer sizes, widths, init and each layer's learning-rate
+    multiplier. A run recorded under other values (an older default) is another experiment."""
+    arch = models.ARCHITECTURES[arch_name]
+    # bp_hidden_lr reaches a run through its lr_multipliers only (under bp), so runs of the other
+    # rules do not differ by it
+    fields = {k: v for k, v in asdict(arch).items() if k != "bp_hidden_lr"}
+    # through JSON, so that a record read back from results.json compares equal (tuples become lists)
+    return json.loads(json.dumps({"name": arch_name, **fields, "lr_multipliers": arch.lr_multipliers(rule)}))
+
+
+def network_change(recorded: dict | None, rule: str) -> str:
+    """How ``recorded`` (a run's :func:`network_record`) differs from what ``rule`` trains on its
+    architecture today (e.g. ``"network lr_mult [0.1, 1.0], not [0.2, 1.0]"``); empty where it does not."""
+    if not recorded or recorded.get("name") not in models.ARCHITECTURES:
+        return "no network recorded"
+    today = network_record(recorded["name"], rule)
+    return "; ".join(f"network {k} {recorded.get(k)!r}, not {v!r}" for k, v in today.items() if recorded.get(k) != v)
+
+
 def unlike(config: Config, results: dict) -> str:
     """How the run of ``results`` differs from a finished run of ``config`` (e.g. ``"epochs 1, not
-    5"`` or ``"3 of 10 epochs done"``); empty where it is one."""
+    5"``, ``"network lr_mult [...], not [...]"`` or ``"3 of 10 epochs done"``); empty where it is one."""
     saved = {**asdict(Config()), **results["config"]}
     differ = [f"{k} {saved[k]!r}, not {v!r}" for k, v in asdict(config).items() if k not in PLACE_FIELDS and saved[k] != v]
+    differ += [change] if (change := network_change(results.get("architecture"), config.rule)) else []
     if differ:
         return "; ".join(differ)
     return "" if finished(results) else f"{len(results['history'])} of {config.epochs} epochs done"
@@ -216,6 +238,10 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         if differ:
             settings = ", ".join(f"{k} {new!r} (checkpoint: {old!r})" for k, (new, old) in differ.items())
             raise SystemExit(f"error: {out / CHECKPOINT} was written with other settings: {settings}")
+        # checkpoints from before the network was recorded in them: results.json of the same epoch has it
+        recorded = state.get("architecture") or (read_results(out / RESULTS).get("architecture") if (out / RESULTS).is_file() else None)
+        if change := network_change(recorded, config.rule):
+            raise SystemExit(f"error: {out / CHECKPOINT} was trained on another network than {arch_name} is today ({change}); delete it to train this seed from the start")
         try:
             net.load_state_dict(state["model"])
         except RuntimeError as err:  # the same settings on data of another shape (classes, image size)
@@ -288,7 +314,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         results = {
             "config": asdict(config),
             # what "auto" resolved to and the rates each layer trained at, for readers of the file
-            "architecture": {"name": arch_name, **asdict(arch), "lr_multipliers": lr_mult},
+            "architecture": network_record(arch_name, config.rule),
             "history": history,
             "final_test_accuracy": record["test_accuracy"],
             "wall_time": wall,
@@ -297,6 +323,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         torch.save(
             {
                 "config": asdict(config),
+                "architecture": network_record(arch_name, config.rule),
                 "model": net.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "rng": torch.get_rng_state(),

@@ -1,6 +1,7 @@
 import json
 import re
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from conftest import write_image_folder, write_mnist_format
 from classify import data, models
 from classify.__main__ import main
 from classify.report import REPORT_ENTRIES
-from classify.train import Config, one_vs_all_loss, train
+from classify.train import Config, network_record, one_vs_all_loss, train
 from sb3_ed import DualStreamConv2d, DualStreamLinear, Sigmoid
 from sb3_ed.diagnostics import weight_stats
 
@@ -506,14 +507,39 @@ def test_report_only_on_runs_of_other_settings_names_the_setting(tmp_path):
     run = tmp_path / "proposed" / "seed0"
     run.mkdir(parents=True)
     config = {**asdict(Config(epochs=1)), "rule": "ed", "variant": "proposed"}
-    (run / "results.json").write_text(json.dumps({"config": config, "history": [{"test_accuracy": 0.5}], "final_test_accuracy": 0.5}))
+    network = network_record("mlp", "ed")
+    (run / "results.json").write_text(json.dumps({"config": config, "architecture": network, "history": [{"test_accuracy": 0.5}], "final_test_accuracy": 0.5}))
     argv = ["report", "mnist", "--report-only", "--out", str(tmp_path), "--no-progress"]
     with pytest.raises(SystemExit, match=r"no finished run of proposed ED with these settings in .*: .*seed0 holds a run of other settings \(epochs 1, not 30\)"):
         main([*argv])
     # an interrupted run of the same settings
-    (run / "results.json").write_text(json.dumps({"config": {**config, "epochs": 2}, "history": [{"test_accuracy": 0.5}], "final_test_accuracy": 0.5}))
+    (run / "results.json").write_text(json.dumps({"config": {**config, "epochs": 2}, "architecture": network, "history": [{"test_accuracy": 0.5}], "final_test_accuracy": 0.5}))
     with pytest.raises(SystemExit, match=r"\(1 of 2 epochs done\)"):
         main([*argv, "--epochs", "2"])
+
+
+def test_runs_of_the_same_settings_on_a_network_changed_since_are_neither_reused_nor_resumed(tmp_path, monkeypatch):
+    root = write_image_folder(tmp_path / "images", per_class=(2, 1))
+    out = tmp_path / "report"
+    argv = ["report", str(root), "--arch", "mlp", "--seeds", "1", "--epochs", "1", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    mlp = models.ARCHITECTURES["mlp"]
+    # a default changed since the runs: the hidden layer's learning-rate multiplier doubled
+    monkeypatch.setitem(models.ARCHITECTURES, "mlp", replace(mlp, lr_mult=(0.2, 1.0)))
+    with pytest.raises(SystemExit, match=r"proposed/seed0 holds a run of other settings \(network lr_mult \[0\.1, 1\.0\], not \[0\.2, 1\.0\]; network lr_multipliers"):
+        main([*argv, "--report-only"])
+    run = ["folder", str(root), "--arch", "mlp", "--epochs", "2", "--out", str(out / "proposed"), "--no-progress", "--resume"]
+    with pytest.raises(SystemExit, match=r"seed0/checkpoint\.pt was trained on another network than mlp is today \(network lr_mult \[0\.1, 1\.0\], not \[0\.2, 1\.0\]"):
+        main(run)
+    # a checkpoint written before checkpoints recorded the network: results.json of its epoch tells
+    checkpoint = out / "proposed" / "seed0" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=False)
+    del state["architecture"]
+    torch.save(state, checkpoint)
+    with pytest.raises(SystemExit, match=r"was trained on another network than mlp is today"):
+        main(run)
+    monkeypatch.setitem(models.ARCHITECTURES, "mlp", mlp)
+    assert main(run) == 0
 
 
 def test_resume_from_a_corrupt_checkpoint_or_on_data_of_other_shapes_is_one_line(tmp_path, capsys):
