@@ -240,12 +240,13 @@ def _decode_all(files: list[tuple[str, int]]) -> torch.Tensor:
     return torch.stack(images)
 
 
-def _stat_images(samples: list[tuple[str, int]], folder: Path) -> list[os.stat_result]:
+def _stat_images(samples: list[tuple[str, int]], folder: Path, seen: dict) -> list[os.stat_result]:
     """Each image's ``os.stat``; refuses an image that cannot be read (a broken or looping symbolic
     link) and an image reached twice (torchvision follows symbolic links: a link to a folder above
     made a loop that counted each image many times, under the wrong class too; a linked copy, hard
-    or symbolic, in two classes)."""
-    stats, seen = [], {}
+    or symbolic, in two classes, or in both splits: a test image trained on). ``seen`` maps the
+    ``(st_dev, st_ino)`` of the images stat'ed so far (the other split's too) to their paths."""
+    stats = []
     for path, _ in samples:
         try:
             stat = os.stat(path)
@@ -258,7 +259,7 @@ def _stat_images(samples: list[tuple[str, int]], folder: Path) -> list[os.stat_r
     return stats
 
 
-def _load_folder(dataset: str, data_dir: Path, train: bool) -> Split:
+def _load_folder(dataset: str, data_dir: Path, train: bool, seen: dict) -> Split:
     root = image_root(dataset, data_dir)
     split = "train" if train else "test"
     folder = root / split
@@ -268,7 +269,7 @@ def _load_folder(dataset: str, data_dir: Path, train: bool) -> Split:
         found = datasets.ImageFolder(str(folder), loader=lambda p: p)
     except FileNotFoundError as err:  # no class folders, or a class folder without images
         raise DataError(f"{folder}: {str(err).rstrip('.')}; expected {LAYOUT}, with images of {', '.join(IMG_EXTENSIONS)}") from err
-    stats = _stat_images(found.samples, folder)
+    stats = _stat_images(found.samples, folder, seen)
     cache = data_dir / ".cache" / f"{short_name(dataset)}-{split}-{_signature(found.samples, stats, folder)}.pt"
     if cache.is_file():
         x = torch.load(cache)
@@ -293,16 +294,21 @@ def load(dataset: str, data_dir: str | os.PathLike, train: bool) -> Split:
     """
     data_dir = Path(data_dir)
     if is_path(dataset):
-        return _load_folder(dataset, data_dir, train)
+        return _load_folder(dataset, data_dir, train, {})
     return _load_named(dataset, data_dir, train)
 
 
 def load_splits(dataset: str, data_dir: str | os.PathLike) -> tuple[Split, Split]:
     """``(train, test)`` of ``dataset``, checked to share their classes and image size.
 
-    :raises DataError: as :func:`load`, or where the two splits do not match
+    :raises DataError: as :func:`load`, or where the two splits do not match or share an image
+        file (a link from one split into the other)
     """
-    train, test = load(dataset, data_dir, True), load(dataset, data_dir, False)
+    if is_path(dataset):  # one record of the images seen: an image in both splits is refused
+        seen: dict = {}
+        train, test = (_load_folder(dataset, Path(data_dir), split, seen) for split in (True, False))
+    else:
+        train, test = load(dataset, data_dir, True), load(dataset, data_dir, False)
     if train.classes != test.classes:
         raise DataError(f"{dataset}: train/ has classes {train.classes}, test/ has {test.classes}: they must be the same")
     if len(train.classes) < 2:

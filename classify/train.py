@@ -224,7 +224,6 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     offset = torch.zeros(len(train_set.classes), device=device)
     history: list[dict] = []
     start_epoch, wall = 0, 0.0
-    out.mkdir(parents=True, exist_ok=True)
     if resume:
         if not (out / CHECKPOINT).is_file():
             raise SystemExit(f"error: --resume, but there is no {CHECKPOINT} in {out}")
@@ -319,6 +318,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             "final_test_accuracy": record["test_accuracy"],
             "wall_time": wall,
         }
+        out.mkdir(parents=True, exist_ok=True)  # only now: a run stopped in its first epoch leaves no empty folder
         (out / RESULTS).write_text(json.dumps(results, indent=1))
         torch.save(
             {

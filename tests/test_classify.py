@@ -236,6 +236,8 @@ def bad_folder(tmp_path, fault):
         (root / "train" / "cat" / "broken.png").symlink_to(root / "missing.png")
     elif fault == "hard link":
         (root / "train" / "dog" / "copy.png").hardlink_to(root / "train" / "cat" / "000.png")
+    elif fault == "train image in test":  # the splits were loaded apart: a test image trained on
+        (root / "test" / "cat" / "extra.png").symlink_to(root / "train" / "cat" / "000.png")
     elif fault == "one class":
         import shutil
 
@@ -258,6 +260,7 @@ def bad_folder(tmp_path, fault):
         ("mixed sizes", r"pets/train/dog/002\.png: image of \(16, 20\) \(height, width\).*must have one size"),
         ("16-bit image", r"pets/train/cat/000\.png: a I;16 image \(more than 8 bits per channel\); convert it"),
         ("symlink loop", r"pets/train: .* are one image \(a symbolic link loop, or a linked copy\)"),
+        ("train image in test", r"pets/test: .*pets/test/cat/extra\.png and .*pets/train/cat/000\.png are one image"),
         ("one class", r"pets: one class \(cat\); a classifier needs at least two"),
         ("broken link", r"pets/train/cat/broken\.png: cannot read it \(No such file or directory\)"),  # a traceback
         ("hard link", r"pets/train: .*/(cat/000|dog/copy)\.png and .* are one image"),  # one image under two labels
@@ -585,7 +588,7 @@ def test_a_learning_rate_that_saturates_every_output_unit_stops_with_one_line(tm
             r"at train accuracy 0\.\d+; --lr 1e\+10 is likely too large",
             err,
         ), err
-        assert not (out / "seed0" / "results.json").exists()
+        assert not (out / "seed0").exists()  # not even an empty seed folder
 
 
 def test_a_corrupt_results_file_and_an_out_that_is_a_file_are_one_line(tmp_path, capsys):
