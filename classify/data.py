@@ -22,11 +22,13 @@ import os
 import shutil
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from PIL import Image
 from torchvision import datasets
 from torchvision.datasets.folder import IMG_EXTENSIONS
@@ -122,7 +124,10 @@ def _load_named(name: str, data_dir: Path, train: bool) -> Split:
     _check_present_files(name, data_dir)
     dataset_cls = _UnverifiedCIFAR10 if _skip_md5(name) else spec.dataset
     try:
-        ds = dataset_cls(str(data_dir), train=train, download=not _skip_md5(name))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # torchvision extracts the archives in place: a run started beside would read half a file
+        with FileLock(data_dir / f"{spec.folder}.lock"):
+            ds = dataset_cls(str(data_dir), train=train, download=not _skip_md5(name))
     except (RuntimeError, OSError) as err:
         expected = ", ".join(file for file, _ in spec.files)
         archive = f" (or {spec.archive[0]} in {data_dir.resolve()})" if spec.archive else ""
@@ -155,15 +160,19 @@ def image_root(dataset: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
     # another archive of the same name, or this one made anew, must not reuse the old extraction
     stat = path.stat()
     source = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
-    if not done.is_file() or done.read_text() != source:
-        shutil.rmtree(target, ignore_errors=True)  # a half-extracted folder, or another archive's
-        with _tar_data_filter():
-            try:
-                extract_archive(str(path), str(target))
-            except Exception as err:  # tarfile, zipfile and gzip each raise their own errors
-                shutil.rmtree(target, ignore_errors=True)
-                raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
-        done.write_text(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # runs started together (the seeds of a report side by side) extract once: unlocked, the second
+    # deleted the first's folder half-way and the first read a training split of 5 of 10 classes
+    with FileLock(f"{target}.lock"):
+        if not done.is_file() or done.read_text() != source:
+            shutil.rmtree(target, ignore_errors=True)  # a half-extracted folder, or another archive's
+            with _tar_data_filter():
+                try:
+                    extract_archive(str(path), str(target))
+                except Exception as err:  # tarfile, zipfile and gzip each raise their own errors
+                    shutil.rmtree(target, ignore_errors=True)
+                    raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
+            done.write_text(source)
     entries = [p for p in target.iterdir() if not p.name.startswith(".")]
     if not (target / "train").is_dir() and len(entries) == 1 and entries[0].is_dir():
         return entries[0]
@@ -276,8 +285,11 @@ def _load_folder(dataset: str, data_dir: Path, train: bool, seen: dict) -> Split
     else:
         x = _decode_all(found.samples)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(x, cache.with_suffix(".tmp"))
-        cache.with_suffix(".tmp").replace(cache)  # never a half-written cache
+        # never a half-written cache, also where two runs decode the same images at once
+        handle, partial = tempfile.mkstemp(suffix=".tmp", dir=cache.parent)
+        os.close(handle)
+        torch.save(x, partial)
+        os.replace(partial, cache)
     y = torch.tensor([label for _, label in found.samples], dtype=torch.long)
     return Split(x.float().div_(255), y, list(found.classes))
 

@@ -206,6 +206,38 @@ def test_an_archive_of_an_image_folder_is_extracted_once_and_cached(tmp_path, su
     assert torch.equal(first.x, second.x) and torch.equal(first.y, second.y)
 
 
+def test_runs_started_together_extract_an_archive_once_and_each_reads_all_of_it(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    write_image_folder(tmp_path / "src" / "pets")
+    archive = shutil.make_archive(str(tmp_path / "pets"), "gztar", root_dir=tmp_path / "src", base_dir="pets")
+    extract, calls = data.extract_archive, []
+
+    def slow_extract(*args):  # the window in which the other run used to delete this one's folder
+        calls.append(args)
+        extract(*args)
+        time.sleep(0.5)
+
+    monkeypatch.setattr(data, "extract_archive", slow_extract)
+    loaded, failed = [], []
+
+    def run():
+        try:
+            loaded.append(data.load_splits(archive, tmp_path / "data"))
+        except data.DataError as err:
+            failed.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failed and len(calls) == 1
+    assert [len(train.y) for train, _ in loaded] == [3 * 8, 3 * 8] and all(train.classes == ["cat", "dog", "frog"] for train, _ in loaded)
+    assert not list((tmp_path / "data" / ".cache").glob("*.tmp"))
+
+
 @pytest.mark.medium
 def test_the_cli_trains_an_image_folder_end_to_end(tmp_path):
     root = write_image_folder(tmp_path / "pets")
