@@ -383,10 +383,28 @@ def _dale(policy_kwargs: dict | str | None) -> bool:
     return kwargs.get("dale", True) if isinstance(kwargs, dict) else "dale=False" not in kwargs
 
 
+def _recorded_algo(args_file: Path) -> str | None:
+    """The ``--algo`` that a run's ``args.yml`` (rl_zoo3's record of the train command) names; None
+    where the run has none (copied or pruned).
+
+    :raises SystemExit: one line, where the file cannot be read
+    """
+    if not args_file.is_file():
+        return None
+    try:
+        # the loader rl_zoo3's enjoy reads the file with: it holds an OrderedDict
+        recorded = yaml.load(args_file.read_text(), Loader=yaml.UnsafeLoader)
+        return str(recorded["algo"])
+    except (OSError, yaml.YAMLError, TypeError, KeyError) as err:
+        reason = str(err).splitlines()[0] if str(err) else "no message"  # YAML's errors run over lines
+        sys.exit(f"error: cannot read {args_file} ({type(err).__name__}: {reason}); rl_zoo3 writes it as the record of a train run: restore or delete it")
+
+
 def check_trained_model(args: argparse.Namespace) -> None:
     """For the tools that load a trained model (enjoy, record_video): exits with one line where
     rl_zoo3 finds no model of ``--algo`` for ``--env`` under ``--folder``, where the model file
-    cannot be read, or where the model says it was trained by another algorithm's policy."""
+    cannot be read, or where the model or its run says it was trained by another algorithm (the run's
+    ``args.yml``) or another algorithm's policy (the model's own record)."""
     env_id = str(getattr(args.env, "gym_id", args.env))
     if args.folder == "rl-trained-agents" and args.algo not in ED_ALGOS:
         return  # rl_zoo3 downloads the pretrained agents of its own algorithms into that folder
@@ -402,6 +420,11 @@ def check_trained_model(args: argparse.Namespace) -> None:
         sys.exit(f"error: no trained {args.algo} model for {env_id} in {folder} ({err}); {found}")
     if env_id in JAX_ENV_IDS and (hasattr(args, "output_folder") or not args.no_render):
         sys.exit(f"error: {env_id} is a vectorised JAX env, which does not render: enjoy it with --no-render")
+    # SB3's model file does not name its algorithm (a PPO model loads as A2C and plays), but the
+    # run's args.yml, which rl_zoo3 writes beside it, does
+    trained_by = _recorded_algo(Path(log_path) / env_id / "args.yml")
+    if trained_by not in (None, args.algo):
+        sys.exit(f"error: {model_path} was trained by --algo {trained_by} (its run's args.yml says so), not {args.algo}; pass --algo {trained_by}")
     expected = _expected_policy(args.algo)
     if expected is None:
         return

@@ -58,12 +58,15 @@ def test_enjoy_refuses_no_envs_and_a_seed_out_of_range_in_one_line(logs, argv, m
 @pytest.mark.parametrize("algo, expected", [("ed_ppo_nondale", r"EDPolicy \(dale=False\)"), ("dfa_ppo", "DFAPolicy"), ("ppo", "MlpPolicy")])
 @pytest.mark.parametrize("with_config", [True, False])
 def test_enjoy_refuses_a_model_of_another_algos_policy(logs, tmp_path, algo, expected, with_config):
-    # a run of ed_ppo filed under another algo; the model itself says which policy it holds, also
-    # where the run's config.yml was not copied with it
+    # a run of ed_ppo filed under another algo: its args.yml names the algo; where the run's records
+    # were not copied with it, the model itself says which policy it holds
     shutil.copytree(logs / "ed_ppo", tmp_path / algo)
     if not with_config:
         shutil.rmtree(tmp_path / algo / "CartPole-v1_1" / "CartPole-v1")
-    with pytest.raises(SystemExit, match=rf"was trained with policy EDPolicy, but --algo {algo} trains {expected}; pass the algo"):
+    by_run = "was trained by --algo ed_ppo \\(its run's args.yml says so\\), not {algo}; pass --algo ed_ppo$"
+    by_model = "was trained with policy EDPolicy, but --algo {algo} trains {expected}; pass the algo"
+    message = by_run if with_config else by_model
+    with pytest.raises(SystemExit, match=message.format(algo=algo, expected=expected)):
         enjoy(["--algo", algo, "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render"])
 
 
@@ -75,10 +78,18 @@ def test_enjoy_on_a_corrupt_model_is_one_line(logs, tmp_path):
         enjoy(["--algo", "ed_ppo", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render"])
 
 
-def test_enjoy_takes_sb3s_own_policy_under_ppo(tmp_path, capsys):
+def test_enjoy_takes_sb3s_own_policy_under_ppo_and_refuses_its_model_under_a2c(tmp_path, capsys):
     train(["--algo", "ppo", "--env", "CartPole-v1", "-f", str(tmp_path), *TINY])
     enjoy(["--algo", "ppo", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render", "-n", "50"])
     assert "Loading" in capsys.readouterr().out
+    # the same policy class under both: only the run's args.yml tells the algos apart
+    shutil.copytree(tmp_path / "ppo", tmp_path / "a2c")
+    model = tmp_path / "a2c" / "CartPole-v1_1" / "CartPole-v1.zip"
+    with pytest.raises(SystemExit, match=rf"^error: {model} was trained by --algo ppo \(its run's args.yml says so\), not a2c; pass --algo ppo$"):
+        enjoy(["--algo", "a2c", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render", "-n", "50"])
+    (tmp_path / "a2c" / "CartPole-v1_1" / "CartPole-v1" / "args.yml").write_text("algo: [unclosed")
+    with pytest.raises(SystemExit, match=r"^error: cannot read .*args.yml \(ParserError: .*\); rl_zoo3 writes it as the record of a train run: restore or delete it$"):
+        enjoy(["--algo", "a2c", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render", "-n", "50"])
 
 
 def test_the_ppo_family_configs_differ_only_in_policy_activation_and_dale():
