@@ -232,6 +232,9 @@ def report(args: argparse.Namespace) -> None:
             ablation_ordering(runs, other, str(args.compare_with) if other else ""),
             "",
             f"Configuration (per run): `{json.dumps({k: v for k, v in config.items() if k not in ('seed', 'rule', 'variant')})}`",
+            "",
+            # each layer's rate differs by rule (bp's hidden layers), so proposed ED's stands for the network
+            f"Network (proposed ED's; bp scales the hidden layers' multipliers): `{json.dumps(runs['proposed'][0]['architecture'])}`",
         ]
     )
     (out / "report.md").write_text(text + "\n")

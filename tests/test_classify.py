@@ -86,7 +86,7 @@ def test_cifar10_cli_runs_an_epoch_on_the_written_files(cifar10_root, tmp_path, 
     assert main(["cifar10", "--data-dir", str(root), "--epochs", "1", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     result = json.loads((tmp_path / "out" / "seed0" / "results.json").read_text())
     assert len(result["history"]) == 1 and 0.0 <= result["final_test_accuracy"] <= 1.0
-    assert result["architecture"]["name"] == "conv" and result["architecture"]["lr_multipliers"] == [0.025, 0.025, 0.1, 1.0]
+    assert result["architecture"]["name"] == "conv" and result["architecture"]["lr_multipliers"] == [0.1, 0.1, 0.1, 1.0]
 
 
 def test_a_learning_rate_beyond_float32_after_the_multipliers_is_one_line(tmp_path, capsys):
@@ -98,8 +98,8 @@ def test_a_learning_rate_beyond_float32_after_the_multipliers_is_one_line(tmp_pa
 
 
 def test_backprop_trains_the_hidden_layers_at_its_own_rates_and_the_optimizer_uses_them(tmp_path):
-    # conv: 0.025, 0.025, 0.1 times 3000; mlp: 0.1 times 100; the output layer's rate is every rule's
-    assert models.ARCHITECTURES["conv"].lr_multipliers("bp") == (75.0, 75.0, 300.0, 1.0)
+    # conv: 0.1 times 3000 in each hidden layer; mlp: 0.1 times 100; the output layer's rate is every rule's
+    assert models.ARCHITECTURES["conv"].lr_multipliers("bp") == (300.0, 300.0, 300.0, 1.0)
     assert models.ARCHITECTURES["mlp"].lr_multipliers("bp") == (10.0, 1.0)
     for rule in ("ed", "dfa", "np"):
         assert models.ARCHITECTURES["mlp"].lr_multipliers(rule) == (0.1, 1.0)
@@ -158,6 +158,8 @@ def test_report_writes_table_and_plots(mnist_root, tmp_path):
     assert sorted(row.split("|")[2].strip() for row in ablations) == ["no-center", "sym-init", "uniform-width"]
     for png in ("accuracy_curves.png", "ablation_bars.png", "weights.png", "alignment.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    network = json.loads(text.split("Network (proposed ED's; bp scales the hidden layers' multipliers): `", 1)[1].split("`", 1)[0])
+    assert network["name"] == "mlp" and network["lr_multipliers"] == [0.1, 1.0]
     # kept without its checkpoints (as git keeps docs/results), a finished run is reused, not run again
     results = {p: p.read_bytes() for p in out.glob("*/seed*/results.json")}
     assert len(results) == 2 * len(REPORT_ENTRIES)
