@@ -37,6 +37,7 @@ from torchvision.datasets.utils import check_integrity, extract_archive
 SKIP_MD5_ENV = "CLASSIFY_SKIP_MD5"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar", ".zip")
 LAYOUT = "ROOT/train/<class>/<image> and ROOT/test/<class>/<image> (torchvision's ImageFolder layout)"
+EXTRACTED = ".extracted"  # the marker of a finished extraction, holding the archive's path, size and time
 
 
 class DataError(RuntimeError):
@@ -155,28 +156,56 @@ def image_root(dataset: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
         raise DataError(f"{path}: no such folder or archive (expected a dataset name: {', '.join(SPECS)}, or an image folder laid out as {LAYOUT}, or an archive of one)")
     if not path.name.endswith(ARCHIVE_SUFFIXES):
         raise DataError(f"{path}: not a folder, nor an archive torchvision extracts ({', '.join(ARCHIVE_SUFFIXES)})")
-    target = Path(data_dir) / short_name(str(path))
-    done = target / ".extracted"
+    name = short_name(str(path))
+    if name in ("", ".", ".."):
+        raise DataError(f"{path}: an archive needs a name before its suffix: it is extracted to that folder in --data-dir")
+    target = Path(data_dir) / name
+    if target.resolve() in path.resolve().parents:
+        raise DataError(f"{path} lies inside {target}, the folder it is extracted to: move it out, or pass another --data-dir")
     # another archive of the same name, or this one made anew, must not reuse the old extraction
     stat = path.stat()
     source = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
     target.parent.mkdir(parents=True, exist_ok=True)
     # runs started together (the seeds of a report side by side) extract once: unlocked, the second
     # deleted the first's folder half-way and the first read a training split of 5 of 10 classes
-    with FileLock(f"{target}.lock"):
-        if not done.is_file() or done.read_text() != source:
-            shutil.rmtree(target, ignore_errors=True)  # a half-extracted folder, or another archive's
-            with _tar_data_filter():
-                try:
-                    extract_archive(str(path), str(target))
-                except Exception as err:  # tarfile, zipfile and gzip each raise their own errors
-                    shutil.rmtree(target, ignore_errors=True)
-                    raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
-            done.write_text(source)
+    lock = FileLock(f"{target}.lock")
+    try:
+        lock.acquire()
+    except OSError as err:
+        raise DataError(f"{target}.lock: cannot lock it ({err.strerror or err}); remove it, or pass another --data-dir") from err
+    try:
+        if not (target / EXTRACTED).is_file() or (target / EXTRACTED).read_text() != source:
+            _extract(path, target, source)
+    finally:
+        lock.release()
     entries = [p for p in target.iterdir() if not p.name.startswith(".")]
     if not (target / "train").is_dir() and len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return target
+
+
+def _extract(path: Path, target: Path, source: str) -> None:
+    """Extracts ``path`` into a staging folder beside ``target``, renamed to ``target`` with its
+    marker (``source``) once complete. So a folder without the marker is never an extraction (a
+    user's own folder, torchvision's downloads: an archive named ``MNIST.zip`` had deleted
+    ``MNIST/raw``) and is refused, not deleted; one with it is an earlier archive's and is replaced."""
+    if target.exists() and not (target / EXTRACTED).is_file():
+        raise DataError(f"{target} exists and is no extraction of an archive (it has no {EXTRACTED} marker): move it away, or pass another --data-dir")
+    for stale in target.parent.glob(f".{target.name}-extracting-*"):  # a run killed half-way; the lock is ours
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-extracting-", dir=target.parent))
+    try:
+        with _tar_data_filter():
+            extract_archive(str(path), str(staging))
+        (staging / EXTRACTED).write_text(source)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    except DataError:
+        raise
+    except Exception as err:  # tarfile, zipfile and gzip each raise their own errors
+        raise DataError(f"{path}: cannot extract it ({type(err).__name__}: {err})") from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -268,6 +297,38 @@ def _stat_images(samples: list[tuple[str, int]], folder: Path, seen: dict) -> li
     return stats
 
 
+def _read_cache(cache: Path, count: int) -> torch.Tensor | None:
+    """The decoded images of ``cache``, or None where there is none to trust: missing, unreadable
+    (a disk that filled up) or of another number of images than the folder has. They are decoded
+    again then; a truncated cache of 3 of 12 images had trained into a "diverged" run."""
+    if not cache.is_file():
+        return None
+    try:
+        x = torch.load(cache)
+    except Exception:  # torch.load raises many kinds for a damaged file: each means "decode again"
+        return None
+    return x if isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.dim() == 4 and len(x) == count else None
+
+
+def _write_cache(cache: Path, x: torch.Tensor) -> None:
+    """Writes ``x`` to ``cache`` through a temporary file renamed into place: never a half-written
+    cache, also where two runs decode the same images at once.
+
+    :raises DataError: the cache folder cannot be written (one line)
+    """
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(suffix=".tmp", dir=cache.parent)
+        os.close(handle)
+        try:
+            torch.save(x, partial)
+            os.replace(partial, cache)
+        finally:
+            Path(partial).unlink(missing_ok=True)
+    except OSError as err:
+        raise DataError(f"{cache}: cannot write the cache of decoded images ({err.strerror or err}); make {cache.parent} writable, or pass another --data-dir") from err
+
+
 def _load_folder(dataset: str, data_dir: Path, train: bool, seen: dict) -> Split:
     root = image_root(dataset, data_dir)
     split = "train" if train else "test"
@@ -280,16 +341,10 @@ def _load_folder(dataset: str, data_dir: Path, train: bool, seen: dict) -> Split
         raise DataError(f"{folder}: {str(err).rstrip('.')}; expected {LAYOUT}, with images of {', '.join(IMG_EXTENSIONS)}") from err
     stats = _stat_images(found.samples, folder, seen)
     cache = data_dir / ".cache" / f"{short_name(dataset)}-{split}-{_signature(found.samples, stats, folder)}.pt"
-    if cache.is_file():
-        x = torch.load(cache)
-    else:
+    x = _read_cache(cache, len(found.samples))
+    if x is None:
         x = _decode_all(found.samples)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        # never a half-written cache, also where two runs decode the same images at once
-        handle, partial = tempfile.mkstemp(suffix=".tmp", dir=cache.parent)
-        os.close(handle)
-        torch.save(x, partial)
-        os.replace(partial, cache)
+        _write_cache(cache, x)
     y = torch.tensor([label for _, label in found.samples], dtype=torch.long)
     return Split(x.float().div_(255), y, list(found.classes))
 

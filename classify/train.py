@@ -117,14 +117,21 @@ def accuracy(net, x, y, offset: torch.Tensor, batch_size=1000) -> float:
 
 # settings that change where and how fast a run computes, not what it computes
 PLACE_FIELDS = ("data_dir", "device")
+CHECKPOINT_KEYS = frozenset({"config", "model", "optimizer", "rng", "history", "epoch", "wall_time"})
 
 
 def read_results(path: Path) -> dict:
     """The run that ``path`` (a ``results.json``) records.
 
-    :raises SystemExit: one line, where the file is not JSON or lacks a run's ``config`` and ``history``
+    :raises SystemExit: one line, where the file is not JSON or not a run's record: ``config`` an
+        object, ``history`` a list of epochs with their ``test_accuracy``, ``final_test_accuracy``
     """
-    return read_record(path, "delete its folder to train that seed again", ("config", "history"))
+    remedy = "delete its folder to train that seed again"
+    record = read_record(path, remedy, ("config", "history", "final_test_accuracy"))
+    history = record["history"]
+    if not isinstance(record["config"], dict) or not isinstance(history, list) or not all(isinstance(h, dict) and "test_accuracy" in h for h in history):
+        raise SystemExit(f"error: cannot read {path} (config must be an object, history a list of epochs with their test_accuracy); {remedy}")
+    return record
 
 
 def finished_results(config: Config, out: Path) -> dict | None:
@@ -155,12 +162,16 @@ def network_record(arch_name: str, rule: str) -> dict:
     return json.loads(json.dumps({"name": arch_name, **fields, "lr_multipliers": arch.lr_multipliers(rule)}))
 
 
-def network_change(recorded: dict | None, rule: str) -> str:
+def network_change(recorded, rule: str, arch_name: str | None = None) -> str:
     """How ``recorded`` (a run's :func:`network_record`) differs from what ``rule`` trains on its
-    architecture today (e.g. ``"network lr_mult [0.1, 1.0], not [0.2, 1.0]"``); empty where it does not."""
-    if not recorded or recorded.get("name") not in models.ARCHITECTURES:
-        return "no network recorded"
-    today = network_record(recorded["name"], rule)
+    architecture today (e.g. ``"network lr_mult [0.1, 1.0], not [0.2, 1.0]"``), or from architecture
+    ``arch_name`` where given; empty where it does not."""
+    name = recorded.get("name") if isinstance(recorded, dict) else None
+    if not isinstance(name, str) or name not in models.ARCHITECTURES:
+        return "it records no network of this version (written before runs recorded theirs, or edited)"
+    if arch_name is not None and name != arch_name:
+        return f"network {name!r}, not {arch_name!r}"
+    today = network_record(name, rule)
     return "; ".join(f"network {k} {recorded.get(k)!r}, not {v!r}" for k, v in today.items() if recorded.get(k) != v)
 
 
@@ -169,7 +180,8 @@ def unlike(config: Config, results: dict) -> str:
     5"``, ``"network lr_mult [...], not [...]"`` or ``"3 of 10 epochs done"``); empty where it is one."""
     saved = {**asdict(Config()), **results["config"]}
     differ = [f"{k} {saved[k]!r}, not {v!r}" for k, v in asdict(config).items() if k not in PLACE_FIELDS and saved[k] != v]
-    differ += [change] if (change := network_change(results.get("architecture"), config.rule)) else []
+    arch_name = None if config.arch == "auto" else config.arch  # auto: what the data gave, not known here
+    differ += [change] if (change := network_change(results.get("architecture"), config.rule, arch_name)) else []
     if differ:
         return "; ".join(differ)
     return "" if finished(results) else f"{len(results['history'])} of {config.epochs} epochs done"
@@ -231,6 +243,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
         except (EOFError, pickle.UnpicklingError, RuntimeError) as err:
             raise SystemExit(f"error: cannot read {out / CHECKPOINT} ({str(err).split('. ')[0]}); delete it to train this seed from the start") from err
+        if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or not CHECKPOINT_KEYS <= state.keys():
+            raise SystemExit(f"error: cannot read {out / CHECKPOINT} (not a checkpoint of classify: it lacks {', '.join(sorted(CHECKPOINT_KEYS))}); delete it to train this seed from the start")
         # fields added since the checkpoint was written had their defaults then
         saved = {**asdict(Config()), **state["config"]}
         differ = {k: (v, saved[k]) for k, v in asdict(config).items() if k != "epochs" and saved[k] != v}
@@ -239,8 +253,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             raise SystemExit(f"error: {out / CHECKPOINT} was written with other settings: {settings}")
         # checkpoints from before the network was recorded in them: results.json of the same epoch has it
         recorded = state.get("architecture") or (read_results(out / RESULTS).get("architecture") if (out / RESULTS).is_file() else None)
-        if change := network_change(recorded, config.rule):
-            raise SystemExit(f"error: {out / CHECKPOINT} was trained on another network than {arch_name} is today ({change}); delete it to train this seed from the start")
+        if change := network_change(recorded, config.rule, arch_name):
+            raise SystemExit(f"error: {out / CHECKPOINT} does not hold today's {arch_name} network ({change}); delete it to train this seed from the start")
         try:
             net.load_state_dict(state["model"])
         except RuntimeError as err:  # the same settings on data of another shape (classes, image size)
@@ -310,16 +324,8 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
             )
         if writer is not None:
             log_scalars(writer, record)
-        results = {
-            "config": asdict(config),
-            # what "auto" resolved to and the rates each layer trained at, for readers of the file
-            "architecture": network_record(arch_name, config.rule),
-            "history": history,
-            "final_test_accuracy": record["test_accuracy"],
-            "wall_time": wall,
-        }
         out.mkdir(parents=True, exist_ok=True)  # only now: a run stopped in its first epoch leaves no empty folder
-        (out / RESULTS).write_text(json.dumps(results, indent=1))
+        (out / RESULTS).write_text(json.dumps(results_record(config, arch_name, history, wall), indent=1))
         torch.save(
             {
                 "config": asdict(config),
@@ -336,7 +342,22 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         )
     if writer is not None:
         writer.close()
-    return read_results(out / RESULTS)
+    results = results_record(config, arch_name, history, wall)
+    if start_epoch == config.epochs:  # a finished checkpoint: its results.json may be gone, or older than the record
+        (out / RESULTS).write_text(json.dumps(results, indent=1))
+    return results
+
+
+def results_record(config: Config, arch_name: str, history: list[dict], wall: float) -> dict:
+    """What ``results.json`` holds: the config, the network (what "auto" resolved to and the rates
+    each layer trained at), the per-epoch history, the final test accuracy and the wall time."""
+    return {
+        "config": asdict(config),
+        "architecture": network_record(arch_name, config.rule),
+        "history": history,
+        "final_test_accuracy": history[-1]["test_accuracy"],
+        "wall_time": wall,
+    }
 
 
 def log_scalars(writer, record: dict) -> None:

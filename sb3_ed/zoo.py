@@ -387,17 +387,20 @@ def _recorded_algo(args_file: Path) -> str | None:
     """The ``--algo`` that a run's ``args.yml`` (rl_zoo3's record of the train command) names; None
     where the run has none (copied or pruned).
 
-    :raises SystemExit: one line, where the file cannot be read
+    :raises SystemExit: one line, where the file cannot be read or names no algorithm rl_zoo3 knows
     """
-    if not args_file.is_file():
+    if not args_file.exists() and not args_file.is_symlink():
         return None
+    remedy = "rl_zoo3 writes it as the record of a train run: restore or delete it"
     try:
         # the loader rl_zoo3's enjoy reads the file with: it holds an OrderedDict
-        recorded = yaml.load(args_file.read_text(), Loader=yaml.UnsafeLoader)
-        return str(recorded["algo"])
-    except (OSError, yaml.YAMLError, TypeError, KeyError) as err:
+        algo = yaml.load(args_file.read_text(), Loader=yaml.UnsafeLoader)["algo"]
+    except (OSError, ValueError, yaml.YAMLError, TypeError, KeyError) as err:  # ValueError: not UTF-8
         reason = str(err).splitlines()[0] if str(err) else "no message"  # YAML's errors run over lines
-        sys.exit(f"error: cannot read {args_file} ({type(err).__name__}: {reason}); rl_zoo3 writes it as the record of a train run: restore or delete it")
+        sys.exit(f"error: cannot read {args_file} ({type(err).__name__}: {reason}); {remedy}")
+    if not isinstance(algo, str) or algo not in ALGOS:
+        sys.exit(f"error: {args_file} names algo {algo!r}, which is none of rl_zoo3's ({', '.join(sorted(ALGOS))}); {remedy}")
+    return algo
 
 
 def check_trained_model(args: argparse.Namespace) -> None:

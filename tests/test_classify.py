@@ -2,6 +2,7 @@ import json
 import re
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,6 +239,57 @@ def test_runs_started_together_extract_an_archive_once_and_each_reads_all_of_it(
     assert not failed and len(calls) == 1
     assert [len(train.y) for train, _ in loaded] == [3 * 8, 3 * 8] and all(train.classes == ["cat", "dog", "frog"] for train, _ in loaded)
     assert not list((tmp_path / "data" / ".cache").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("fault", ["own folder", "torchvision folder", "archive inside", "no stem", "lock folder"])
+def test_extraction_never_deletes_what_it_did_not_extract_and_is_one_line_where_it_cannot(tmp_path, capsys, fault):
+    write_image_folder(tmp_path / "src" / "pets")
+    made = Path(shutil.make_archive(str(tmp_path / "pets"), "gztar", root_dir=tmp_path / "src", base_dir="pets"))
+    data_dir = tmp_path / "data"
+    # a file of the user's in the folder the archive would be extracted to (for "no stem": --data-dir itself)
+    keep = {"torchvision folder": data_dir / "MNIST" / "raw", "no stem": data_dir}.get(fault, data_dir / "pets") / "keep.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("the user's")
+    archive = {
+        "torchvision folder": data_dir.parent / "MNIST.tar.gz",  # torchvision's download of MNIST lives in DATA_DIR/MNIST
+        "archive inside": data_dir / "pets" / "pets.tar.gz",
+        "no stem": tmp_path / ".tar.gz",
+    }.get(fault, made)
+    made.rename(archive)
+    if fault == "lock folder":
+        shutil.rmtree(data_dir / "pets")
+        (data_dir / "pets.lock").mkdir()
+    message = {
+        "own folder": rf"{data_dir / 'pets'} exists and is no extraction of an archive \(it has no \.extracted marker\): move it away",
+        "torchvision folder": rf"{data_dir / 'MNIST'} exists and is no extraction of an archive",
+        "archive inside": rf"pets\.tar\.gz lies inside {data_dir / 'pets'}, the folder it is extracted to",
+        "no stem": r"\.tar\.gz: an archive needs a name before its suffix",
+        "lock folder": rf"{data_dir / 'pets.lock'}: cannot lock it \(Is a directory\)",
+    }[fault]
+    argv = ["folder", str(archive), "--arch", "mlp", "--epochs", "1", "--data-dir", str(data_dir), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err), err
+    assert archive.is_file() and (fault == "lock folder" or keep.read_text() == "the user's")
+
+
+def test_a_damaged_or_stale_image_cache_is_decoded_again_and_an_unwritable_one_is_one_line(tmp_path, capsys):
+    root = write_image_folder(tmp_path / "pets")
+    first = data.load(root, tmp_path / "data", train=True)
+    (cache,) = (tmp_path / "data" / ".cache").glob("pets-train-*.pt")
+    for damage in (b"garbage", None):  # a file torch cannot read; a readable one of other images
+        if damage is None:
+            torch.save(first.x[:3].mul(255).to(torch.uint8), cache)
+        else:
+            cache.write_bytes(damage)
+        again = data.load(root, tmp_path / "data", train=True)
+        assert torch.equal(again.x, first.x) and torch.equal(again.y, first.y)
+    shutil.rmtree(tmp_path / "data" / ".cache")
+    (tmp_path / "data" / ".cache").write_text("")  # a file where the cache folder goes
+    argv = ["folder", str(root), "--arch", "mlp", "--epochs", "1", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(r"\.cache/pets-train-.*\.pt: cannot write the cache of decoded images \(.*\); make .*/\.cache writable", err), err
 
 
 @pytest.mark.medium
@@ -566,17 +618,65 @@ def test_runs_of_the_same_settings_on_a_network_changed_since_are_neither_reused
     with pytest.raises(SystemExit, match=r"proposed/seed0 holds a run of other settings \(network lr_mult \[0\.1, 1\.0\], not \[0\.2, 1\.0\]; network lr_multipliers"):
         main([*argv, "--report-only"])
     run = ["folder", str(root), "--arch", "mlp", "--epochs", "2", "--out", str(out / "proposed"), "--no-progress", "--resume"]
-    with pytest.raises(SystemExit, match=r"seed0/checkpoint\.pt was trained on another network than mlp is today \(network lr_mult \[0\.1, 1\.0\], not \[0\.2, 1\.0\]"):
+    with pytest.raises(SystemExit, match=r"seed0/checkpoint\.pt does not hold today's mlp network \(network lr_mult \[0\.1, 1\.0\], not \[0\.2, 1\.0\]"):
         main(run)
     # a checkpoint written before checkpoints recorded the network: results.json of its epoch tells
     checkpoint = out / "proposed" / "seed0" / "checkpoint.pt"
     state = torch.load(checkpoint, weights_only=False)
     del state["architecture"]
     torch.save(state, checkpoint)
-    with pytest.raises(SystemExit, match=r"was trained on another network than mlp is today"):
+    with pytest.raises(SystemExit, match=r"does not hold today's mlp network \(network lr_mult"):
         main(run)
     monkeypatch.setitem(models.ARCHITECTURES, "mlp", mlp)
     assert main(run) == 0
+
+
+@pytest.mark.parametrize("record", [[1, 2], "mlp", 5, {"name": ["mlp"]}, None, "conv"])
+def test_a_network_record_of_the_wrong_kind_or_of_another_network_is_refused_in_one_line(tmp_path, record):
+    root = write_image_folder(tmp_path / "images", per_class=(2, 1))
+    out = tmp_path / "report"
+    argv = ["report", str(root), "--arch", "mlp", "--seeds", "1", "--epochs", "1", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    run = out / "proposed" / "seed0"
+    results = json.loads((run / "results.json").read_text())
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    results["architecture"] = state["architecture"] = network_record("conv", "ed") if record == "conv" else record
+    (run / "results.json").write_text(json.dumps(results))
+    torch.save(state, run / "checkpoint.pt")
+    why = r"network 'conv', not 'mlp'" if record == "conv" else r"it records no network of this version"
+    with pytest.raises(SystemExit, match=rf"holds a run of other settings \({why}"):
+        main([*argv, "--report-only"])
+    with pytest.raises(SystemExit, match=rf"^error: .*checkpoint\.pt does not hold today's mlp network \({why}.*\); delete it to train this seed from the start$"):
+        main(["folder", str(root), "--arch", "mlp", "--epochs", "2", "--out", str(out / "proposed"), "--no-progress", "--resume"])
+
+
+def test_a_finished_checkpoint_writes_its_results_again_and_damaged_records_are_one_line(tmp_path):
+    root = write_image_folder(tmp_path / "images", per_class=(2, 1))
+    out = tmp_path / "report"
+    argv = ["report", str(root), "--arch", "mlp", "--seeds", "1", "--epochs", "1", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    results = out / "proposed" / "seed0" / "results.json"
+    kept = json.loads(results.read_text())
+    # results.json lost (or written before runs recorded their network): the checkpoint, of today's
+    # network, gives it back, record and all, instead of a traceback or a run without a record
+    for damage in ("deleted", "no record"):
+        if damage == "deleted":
+            results.unlink()
+        else:
+            results.write_text(json.dumps({k: v for k, v in kept.items() if k != "architecture"}))
+        assert main(argv) == 0
+        assert json.loads(results.read_text()) == kept
+    for field, value in (("config", [1]), ("history", 5), ("history", [{"epoch": 1}]), ("final_test_accuracy", None)):
+        broken = {**kept, field: value} if value is not None else {k: v for k, v in kept.items() if k != field}
+        results.write_text(json.dumps(broken))
+        with pytest.raises(SystemExit, match=rf"^error: cannot read {re.escape(str(results))} \(.*\); delete its folder to train that seed again$"):
+            main([*argv, "--report-only"])
+    results.write_text(json.dumps(kept))
+    checkpoint = out / "proposed" / "seed0" / "checkpoint.pt"
+    for state in ([1, 2], {"model": {}}):
+        torch.save(state, checkpoint)
+        with pytest.raises(SystemExit, match=r"^error: cannot read .*checkpoint\.pt \(not a checkpoint of classify: it lacks .*\); delete it"):
+            main(["folder", str(root), "--arch", "mlp", "--epochs", "2", "--out", str(out / "proposed"), "--no-progress", "--resume"])
 
 
 def test_resume_from_a_corrupt_checkpoint_or_on_data_of_other_shapes_is_one_line(tmp_path, capsys):

@@ -87,9 +87,24 @@ def test_enjoy_takes_sb3s_own_policy_under_ppo_and_refuses_its_model_under_a2c(t
     model = tmp_path / "a2c" / "CartPole-v1_1" / "CartPole-v1.zip"
     with pytest.raises(SystemExit, match=rf"^error: {model} was trained by --algo ppo \(its run's args.yml says so\), not a2c; pass --algo ppo$"):
         enjoy(["--algo", "a2c", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render", "-n", "50"])
-    (tmp_path / "a2c" / "CartPole-v1_1" / "CartPole-v1" / "args.yml").write_text("algo: [unclosed")
-    with pytest.raises(SystemExit, match=r"^error: cannot read .*args.yml \(ParserError: .*\); rl_zoo3 writes it as the record of a train run: restore or delete it$"):
-        enjoy(["--algo", "a2c", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render", "-n", "50"])
+    args_file = tmp_path / "a2c" / "CartPole-v1_1" / "CartPole-v1" / "args.yml"
+    for content, why in [
+        ("algo: [unclosed", r"cannot read .*args.yml \(ParserError: .*\)"),
+        (b"\xff\xfe", r"cannot read .*args.yml \(UnicodeDecodeError: .*\)"),
+        ("- algo", r"cannot read .*args.yml \(TypeError: .*\)"),
+        ("algo: null", r".*args.yml names algo None, which is none of rl_zoo3's \(a2c, .*\)"),
+        ("algo: PPO", r".*args.yml names algo 'PPO', which is none of rl_zoo3's \(.*ppo.*\)"),
+        (None, r"cannot read .*args.yml \(IsADirectoryError: .*\)"),
+    ]:
+        if content is None:
+            args_file.unlink()
+            args_file.mkdir()
+        elif isinstance(content, bytes):
+            args_file.write_bytes(content)
+        else:
+            args_file.write_text(content)
+        with pytest.raises(SystemExit, match=rf"^error: {why}; rl_zoo3 writes it as the record of a train run: restore or delete it$"):
+            enjoy(["--algo", "a2c", "--env", "CartPole-v1", "-f", str(tmp_path), "--no-render", "-n", "50"])
 
 
 def test_the_ppo_family_configs_differ_only_in_policy_activation_and_dale():
