@@ -729,7 +729,7 @@ def test_a_corrupt_results_file_and_an_out_that_is_a_file_are_one_line(tmp_path,
     root = write_image_folder(tmp_path / "images")
     results = tmp_path / "report" / "proposed" / "seed0" / "results.json"
     results.parent.mkdir(parents=True)
-    for text, why in (('{"config": {"epochs": 1', "Expecting"), ("[1, 2]", "no config, history in it")):
+    for text, why in (('{"config": {"epochs": 1', "Expecting"), ("[1, 2]", "no config, history, final_test_accuracy in it")):
         results.write_text(text)
         with pytest.raises(SystemExit, match=rf"^error: cannot read {re.escape(str(results))} \({why}.*\); delete its folder to train that seed again$"):
             main(["report", str(root), "--out", str(tmp_path / "report"), "--report-only"])
