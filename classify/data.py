@@ -124,20 +124,19 @@ def _load_named(name: str, data_dir: Path, train: bool) -> Split:
     spec = SPECS[name]
     _check_present_files(name, data_dir)
     dataset_cls = _UnverifiedCIFAR10 if _skip_md5(name) else spec.dataset
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        # torchvision extracts the archives in place: a run started beside would read half a file
-        with FileLock(data_dir / f"{spec.folder}.lock"):
+    # torchvision extracts the archives in place: a run started beside would read half a file
+    with _locked(data_dir / f"{spec.folder}.lock"):
+        try:
             ds = dataset_cls(str(data_dir), train=train, download=not _skip_md5(name))
-    except (RuntimeError, OSError) as err:
-        expected = ", ".join(file for file, _ in spec.files)
-        archive = f" (or {spec.archive[0]} in {data_dir.resolve()})" if spec.archive else ""
-        raise DataError(
-            f"{name}: cannot load it from {(data_dir / spec.folder).resolve()}, nor download it "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no message'}). Expected files there: {expected}{archive}. "
-            f"Get them from {spec.source} while online, or copy them in; delete any file there that is truncated "
-            f"(torchvision extracts the archives again)."
-        ) from err
+        except (RuntimeError, OSError) as err:
+            expected = ", ".join(file for file, _ in spec.files)
+            archive = f" (or {spec.archive[0]} in {data_dir.resolve()})" if spec.archive else ""
+            raise DataError(
+                f"{name}: cannot load it from {(data_dir / spec.folder).resolve()}, nor download it "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no message'}). Expected files there: {expected}{archive}. "
+                f"Get them from {spec.source} while online, or copy them in; delete any file there that is truncated "
+                f"(torchvision extracts the archives again)."
+            ) from err
     x = torch.as_tensor(ds.data)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     return Split(x.float().div_(255), torch.as_tensor(ds.targets, dtype=torch.long), list(ds.classes))
@@ -165,23 +164,33 @@ def image_root(dataset: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
     # another archive of the same name, or this one made anew, must not reuse the old extraction
     stat = path.stat()
     source = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
-    target.parent.mkdir(parents=True, exist_ok=True)
     # runs started together (the seeds of a report side by side) extract once: unlocked, the second
     # deleted the first's folder half-way and the first read a training split of 5 of 10 classes
-    lock = FileLock(f"{target}.lock")
-    try:
-        lock.acquire()
-    except OSError as err:
-        raise DataError(f"{target}.lock: cannot lock it ({err.strerror or err}); remove it, or pass another --data-dir") from err
-    try:
+    with _locked(Path(f"{target}.lock")):
         if not (target / EXTRACTED).is_file() or (target / EXTRACTED).read_text() != source:
             _extract(path, target, source)
-    finally:
-        lock.release()
     entries = [p for p in target.iterdir() if not p.name.startswith(".")]
     if not (target / "train").is_dir() and len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return target
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path):
+    """Holds the file lock ``lock_path`` (waiting for another process that holds it).
+
+    :raises DataError: the lock file (or its folder) cannot be made (one line)
+    """
+    lock = FileLock(str(lock_path))
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError as err:
+        raise DataError(f"{lock_path}: cannot lock it ({err.strerror or err}); remove it, or pass another --data-dir") from err
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _extract(path: Path, target: Path, source: str) -> None:

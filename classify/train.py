@@ -224,6 +224,7 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
     models.data_init(net, x[probe])
     arch = models.ARCHITECTURES[arch_name]
     lr_mult = arch.lr_multipliers(config.rule)
+    network = network_record(arch_name, config.rule)
     largest = config.lr * max(lr_mult)
     if largest > torch.finfo(x.dtype).max:  # SGD could not even take its first step
         raise data.DataError(f"--lr {config.lr:g}: times the largest layer multiplier ({max(lr_mult):g}) it is {largest:.3g}, beyond the range of {x.dtype}")
@@ -325,11 +326,11 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         if writer is not None:
             log_scalars(writer, record)
         out.mkdir(parents=True, exist_ok=True)  # only now: a run stopped in its first epoch leaves no empty folder
-        (out / RESULTS).write_text(json.dumps(results_record(config, arch_name, history, wall), indent=1))
+        (out / RESULTS).write_text(json.dumps(results_record(config, network, history, wall), indent=1))
         torch.save(
             {
                 "config": asdict(config),
-                "architecture": network_record(arch_name, config.rule),
+                "architecture": network,
                 "model": net.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "rng": torch.get_rng_state(),
@@ -342,18 +343,19 @@ def train(config: Config, out: Path, resume: bool = False, tensorboard: Path | N
         )
     if writer is not None:
         writer.close()
-    results = results_record(config, arch_name, history, wall)
+    results = results_record(config, network, history, wall)
     if start_epoch == config.epochs:  # a finished checkpoint: its results.json may be gone, or older than the record
         (out / RESULTS).write_text(json.dumps(results, indent=1))
     return results
 
 
-def results_record(config: Config, arch_name: str, history: list[dict], wall: float) -> dict:
-    """What ``results.json`` holds: the config, the network (what "auto" resolved to and the rates
-    each layer trained at), the per-epoch history, the final test accuracy and the wall time."""
+def results_record(config: Config, network: dict, history: list[dict], wall: float) -> dict:
+    """What ``results.json`` holds: the config, the network (its :func:`network_record`: what "auto"
+    resolved to and the rates each layer trained at), the per-epoch history, the final test accuracy
+    and the wall time."""
     return {
         "config": asdict(config),
-        "architecture": network_record(arch_name, config.rule),
+        "architecture": network,
         "history": history,
         "final_test_accuracy": history[-1]["test_accuracy"],
         "wall_time": wall,

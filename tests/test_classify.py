@@ -273,6 +273,14 @@ def test_extraction_never_deletes_what_it_did_not_extract_and_is_one_line_where_
     assert archive.is_file() and (fault == "lock folder" or keep.read_text() == "the user's")
 
 
+def test_a_named_set_whose_lock_cannot_be_made_is_one_line(tmp_path):
+    write_mnist_format(tmp_path / "FashionMNIST" / "raw")
+    lock = tmp_path / "FashionMNIST" / "raw.lock"  # torchvision extracts the files under this lock
+    lock.mkdir()
+    with pytest.raises(data.DataError, match=rf"^{re.escape(str(lock))}: cannot lock it \(Is a directory\); remove it, or pass another --data-dir$"):
+        data.load("fashion-mnist", tmp_path, train=True)
+
+
 def test_a_damaged_or_stale_image_cache_is_decoded_again_and_an_unwritable_one_is_one_line(tmp_path, capsys):
     root = write_image_folder(tmp_path / "pets")
     first = data.load(root, tmp_path / "data", train=True)
